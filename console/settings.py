@@ -1,0 +1,207 @@
+"""Gatehouse settings: one module, every knob read from the environment with an embedded default.
+
+The defaults give a server-less install (SQLite + a SQLite-backed Celery broker under ``var/``).
+Production switches to PostgreSQL and Redis with ``DATABASE_URL`` and ``CELERY_BROKER_URL``.
+A bad value stops start-up with one line naming the variable (see ``_config_error``).
+"""
+
+import secrets
+import sys
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+
+def _config_error(variable: str, problem: str) -> None:
+    # One clear line, no traceback: an operator mistyped an environment variable.
+    raise SystemExit(f"Gatehouse configuration error: {variable} {problem}")
+
+
+VAR_DIR = Path(env.str("GATEHOUSE_VAR_DIR", default=str(BASE_DIR / "var")))
+try:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+except OSError as exc:
+    _config_error("GATEHOUSE_VAR_DIR", f"cannot be created: {exc.strerror}")
+
+
+def _generated_secret(filename: str) -> str:
+    """A random secret generated once into var/ (never committed), read back on later starts."""
+    path = VAR_DIR / filename
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="") or _generated_secret("secret_key")
+# Keys the HMAC-SHA-256 digests of SCIM credentials. Separate from SECRET_KEY so rotating the
+# session key does not invalidate every identity provider's secret.
+GATEHOUSE_CREDENTIAL_KEY = env.str("GATEHOUSE_CREDENTIAL_KEY", default="") or _generated_secret(
+    "credential_key"
+)
+
+GATEHOUSE_BASE_URL = env.str("GATEHOUSE_BASE_URL", default="http://localhost:8000").rstrip("/")
+_base = urlsplit(GATEHOUSE_BASE_URL)
+if _base.scheme not in ("http", "https") or not _base.hostname:
+    _config_error("GATEHOUSE_BASE_URL", f"must be an http(s) URL, got {GATEHOUSE_BASE_URL!r}")
+GATEHOUSE_HOST = _base.hostname
+HTTPS = _base.scheme == "https"
+
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver", GATEHOUSE_HOST]
+)
+CSRF_TRUSTED_ORIGINS = [f"{_base.scheme}://{_base.netloc}"]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_scim",
+    "console",
+    "identity",
+    "provisioning",
+    "synclog",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "console.urls"
+WSGI_APPLICATION = "console.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# --- Database -------------------------------------------------------------------------------
+SQLITE_PATH = VAR_DIR / "gatehouse.sqlite3"
+_SUPPORTED_DATABASES = ("sqlite", "postgres", "postgresql", "pgsql", "postgis")
+_database_url = env.str("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}")
+if urlsplit(_database_url).scheme not in _SUPPORTED_DATABASES:
+    _config_error(
+        "DATABASE_URL",
+        f"is not a sqlite:// or postgres:// URL: {_database_url.split('@')[-1]!r}",
+    )
+try:
+    _database = environ.Env.db_url_config(_database_url)
+except Exception as exc:  # django-environ raises several types for malformed URLs
+    _config_error("DATABASE_URL", f"cannot be parsed ({exc.__class__.__name__})")
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    # PRODUCT.md: the embedded SQLite takes concurrent IdP pushes, console and worker at once.
+    # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at BEGIN so two
+    # writers queue on the busy timeout instead of failing with "database is locked".
+    _database["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    _database["TEST"] = {"NAME": str(VAR_DIR / "test-gatehouse.sqlite3")}
+else:
+    _database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    _database["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Celery ---------------------------------------------------------------------------------
+_SUPPORTED_BROKERS = ("sqla+sqlite", "redis", "rediss", "amqp", "memory")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=f"sqla+sqlite:///{VAR_DIR}/broker.sqlite3")
+if urlsplit(CELERY_BROKER_URL).scheme not in _SUPPORTED_BROKERS:
+    _config_error(
+        "CELERY_BROKER_URL",
+        f"has an unknown scheme {urlsplit(CELERY_BROKER_URL).scheme!r} "
+        f"(use one of: {', '.join(_SUPPORTED_BROKERS)})",
+    )
+_default_results = (
+    CELERY_BROKER_URL
+    if CELERY_BROKER_URL.startswith(("redis", "rediss"))
+    else f"db+sqlite:///{VAR_DIR}/results.sqlite3"
+)
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=_default_results)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True  # a task killed mid-run is redelivered; tasks are idempotent
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- Auth -----------------------------------------------------------------------------------
+AUTH_USER_MODEL = "identity.User"
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:home"
+LOGOUT_REDIRECT_URL = "console:login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+# --- Static, i18n, security -----------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise serves from finders too; it wants the dir
+WHITENOISE_USE_FINDERS = True  # the default run serves static files without collectstatic
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS and env.bool("SECURE_SSL_REDIRECT", default=True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+# --- Product knobs --------------------------------------------------------------------------
+GATEHOUSE_DEFAULT_DEACTIVATION_DELAY = timedelta(minutes=15)
+GATEHOUSE_MAX_DEACTIVATION_DELAY = timedelta(days=90)
+GATEHOUSE_SYNC_LOG_RETENTION_DAYS = env.int("GATEHOUSE_SYNC_LOG_RETENTION_DAYS", default=90)
+
+if "pytest" in sys.modules:  # fast password hashing for the test suite only
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# auth.E003 wants ``unique=True`` on the username column; ours is unique case-insensitively by
+# the ``Lower(username)`` constraint in identity.User.Meta, which is stricter.
+SILENCED_SYSTEM_CHECKS = ["auth.E003"]

@@ -1,0 +1,9 @@
+from django.urls import include, path
+
+from console.views import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("console/", include("console.views.urls")),
+    path("", include("provisioning.scim.urls")),
+]
