@@ -1,0 +1,128 @@
+"""Who pushes: provisioning providers, the users and groups each one provisioned."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from identity.models import User
+
+
+class AuthType(models.TextChoices):
+    BASIC = "basic", "API credentials (HTTP Basic)"
+    TOKEN = "token", "OAuth token (Bearer)"
+
+
+def validate_deactivation_delay(value: timedelta) -> None:
+    # PRODUCT.md: from 0 (immediate) up to 90 days.
+    if value < timedelta(0) or value > settings.GATEHOUSE_MAX_DEACTIVATION_DELAY:
+        raise ValidationError(
+            "The deactivation delay must be between 0 (immediate) and 90 days.",
+            code="invalid_deactivation_delay",
+        )
+
+
+def default_deactivation_delay() -> timedelta:
+    return settings.GATEHOUSE_DEFAULT_DEACTIVATION_DELAY
+
+
+class Provider(models.Model):
+    name = models.CharField("display name", max_length=200, unique=True)
+    slug = models.SlugField(max_length=80, unique=True, help_text="The SCIM base URL's last part.")
+    auth_type = models.CharField(max_length=10, choices=AuthType.choices)
+    credential_username = models.CharField(max_length=254, unique=True)
+    # HMAC-SHA-256 of the secret keyed by GATEHOUSE_CREDENTIAL_KEY (provisioning/credentials.py).
+    secret_digest = models.CharField(max_length=64)
+    deactivation_delay = models.DurationField(
+        default=default_deactivation_delay, validators=[validate_deactivation_delay]
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def base_url(self) -> str:
+        return f"{settings.GATEHOUSE_BASE_URL}/scim/v2/{self.slug}"
+
+
+class ProviderUser(models.Model):
+    """The link between a provider and a user it provisioned: the IdP's view of that user.
+
+    A user is provisioned by at most one provider (OneToOne), so "a provider sees only its own
+    users" is a join on this table. Deleting the link (SCIM DELETE) takes the user out of the
+    provider's view; the person stays, blocked and scheduled for deactivation.
+    """
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="user_links")
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="provider_link")
+    scim_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    external_id = models.CharField(max_length=255, blank=True)
+    org_attribute = models.CharField(
+        max_length=200, blank=True, help_text="The organization attribute the IdP last sent."
+    )
+    version = models.PositiveIntegerField(default=1, help_text="Bumped on every change (ETag).")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # Listing pages walk this index: scoping, ordering and counting stay in SQL.
+            models.Index(fields=["provider", "id"], name="provideruser_provider_id"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="provideruser_unique_external_id",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} → {self.user}"
+
+
+class ScimGroup(models.Model):
+    """A group pushed by a provider (``/Groups``), scoped to it."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="groups")
+    scim_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    display_name = models.CharField(max_length=255)
+    external_id = models.CharField(max_length=255, blank=True)
+    members = models.ManyToManyField(User, through="GroupMembership", related_name="scim_groups")
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["provider", "id"], name="scimgroup_provider_id"),
+            models.Index(Lower("display_name"), name="scimgroup_display_name_ci"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class GroupMembership(models.Model):
+    group = models.ForeignKey(ScimGroup, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="group_memberships")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["group", "user"], name="group_membership_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.group}"

@@ -1,0 +1,128 @@
+"""Provider administration: create, regenerate credentials, change the delay, delete.
+
+Each function is one transaction that also writes its audit-log row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from synclog import record
+from synclog.record import Actor
+
+from . import credentials
+from .models import AuthType, Provider, validate_deactivation_delay
+
+
+class ProviderError(ValueError):
+    """A provider request that cannot be carried out; the message is for the operator."""
+
+
+@dataclass(frozen=True)
+class IssuedCredentials:
+    """What the "SCIM Provider Created" dialog shows once, and never again."""
+
+    provider: Provider
+    secret: str
+
+    @property
+    def username(self) -> str:
+        return self.provider.credential_username
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:60] or "provider"
+    slug, n = base, 2
+    while Provider.objects.filter(slug=slug).exists():
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+@transaction.atomic(durable=True)
+def create_provider(
+    *, name: str, auth_type: str, actor: Actor, deactivation_delay: timedelta | None = None
+) -> IssuedCredentials:
+    name = name.strip()
+    if not name:
+        raise ProviderError("A provider needs a display name.")
+    if auth_type not in AuthType.values:
+        raise ProviderError(f"Authentication must be one of: {', '.join(AuthType.values)}.")
+    if Provider.objects.filter(name__iexact=name).exists():
+        raise ProviderError(f"A provider named {name!r} already exists.")
+    delay = Provider._meta.get_field("deactivation_delay").get_default()
+    if deactivation_delay is not None:
+        delay = _checked_delay(deactivation_delay)
+    secret = credentials.generate_secret()
+    provider = Provider.objects.create(
+        name=name,
+        slug=_unique_slug(name),
+        auth_type=auth_type,
+        credential_username=credentials.generate_username(name),
+        secret_digest=credentials.digest(secret),
+        deactivation_delay=delay,
+    )
+    record.audit(
+        actor=actor,
+        action="provider_created",
+        target_label=provider.name,
+        auth=auth_type,
+        credential_username=provider.credential_username,
+        deactivation_delay=delay,
+    )
+    return IssuedCredentials(provider=provider, secret=secret)
+
+
+@transaction.atomic(durable=True)
+def regenerate_credentials(provider: Provider, *, actor: Actor) -> IssuedCredentials:
+    """A new secret, shown once; the old one stops working at commit."""
+    provider = Provider.objects.select_for_update().get(pk=provider.pk)
+    secret = credentials.generate_secret()
+    provider.secret_digest = credentials.digest(secret)
+    provider.updated_at = timezone.now()
+    provider.save(update_fields=["secret_digest", "updated_at"])
+    record.audit(actor=actor, action="credentials_regenerated", target_label=provider.name)
+    return IssuedCredentials(provider=provider, secret=secret)
+
+
+def _checked_delay(delay: timedelta) -> timedelta:
+    from django.core.exceptions import ValidationError
+
+    try:
+        validate_deactivation_delay(delay)
+    except ValidationError as exc:
+        raise ProviderError(exc.messages[0]) from None
+    return delay
+
+
+@transaction.atomic(durable=True)
+def set_deactivation_delay(provider: Provider, *, delay: timedelta, actor: Actor) -> Provider:
+    """Already scheduled deactivations keep their due time (docs/deprovisioning.md)."""
+    delay = _checked_delay(delay)
+    provider = Provider.objects.select_for_update().get(pk=provider.pk)
+    if provider.deactivation_delay == delay:
+        return provider
+    old = provider.deactivation_delay
+    provider.deactivation_delay = delay
+    provider.updated_at = timezone.now()
+    provider.save(update_fields=["deactivation_delay", "updated_at"])
+    record.audit(
+        actor=actor,
+        action="deactivation_delay_changed",
+        target_label=provider.name,
+        old=old,
+        new=delay,
+    )
+    return provider
+
+
+@transaction.atomic(durable=True)
+def delete_provider(provider: Provider, *, actor: Actor) -> None:
+    """Removes the provider, its groups and its links; the users it provisioned stay."""
+    name = provider.name
+    provider.delete()
+    record.audit(actor=actor, action="provider_deleted", target_label=name)
