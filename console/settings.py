@@ -153,7 +153,20 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+# identity/tasks.py: the deprovisioning schedule lives in the database; beat sweeps it.
+GATEHOUSE_DEACTIVATION_SWEEP_SECONDS = env.float("GATEHOUSE_DEACTIVATION_SWEEP_SECONDS", default=60)
+GATEHOUSE_DEACTIVATION_BATCH_SIZE = env.int("GATEHOUSE_DEACTIVATION_BATCH_SIZE", default=500)
+if GATEHOUSE_DEACTIVATION_SWEEP_SECONDS <= 0 or GATEHOUSE_DEACTIVATION_BATCH_SIZE < 1:
+    _config_error("GATEHOUSE_DEACTIVATION_SWEEP_SECONDS", "and _BATCH_SIZE must be positive")
+CELERY_BEAT_SCHEDULE: dict = {
+    "run-due-deactivations": {
+        "task": "identity.tasks.run_due_deactivations",
+        "schedule": GATEHOUSE_DEACTIVATION_SWEEP_SECONDS,
+        # A stale tick is useless (the next one sweeps everything due): don't let them pile up
+        # in the broker while no worker runs.
+        "options": {"expires": GATEHOUSE_DEACTIVATION_SWEEP_SECONDS},
+    },
+}
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "identity.User"
@@ -198,6 +211,17 @@ LOGGING = {
 GATEHOUSE_DEFAULT_DEACTIVATION_DELAY = timedelta(minutes=15)
 GATEHOUSE_MAX_DEACTIVATION_DELAY = timedelta(days=90)
 GATEHOUSE_SYNC_LOG_RETENTION_DAYS = env.int("GATEHOUSE_SYNC_LOG_RETENTION_DAYS", default=90)
+# Mass-deprovisioning guard: deactivations for a provider are held once it deprovisions more
+# than max(SHARE x its users, MIN) users within an hour (docs/deprovisioning.md).
+GATEHOUSE_GUARD_SHARE = env.float("GATEHOUSE_GUARD_SHARE", default=0.10)
+GATEHOUSE_GUARD_MIN = env.int("GATEHOUSE_GUARD_MIN", default=500)
+GATEHOUSE_GUARD_WINDOW = timedelta(hours=1)
+if not 0 < GATEHOUSE_GUARD_SHARE <= 1:
+    _config_error(
+        "GATEHOUSE_GUARD_SHARE", f"must be a share in (0, 1], got {GATEHOUSE_GUARD_SHARE}"
+    )
+if GATEHOUSE_GUARD_MIN < 0:
+    _config_error("GATEHOUSE_GUARD_MIN", f"must be 0 or more, got {GATEHOUSE_GUARD_MIN}")
 
 if "pytest" in sys.modules:  # fast password hashing for the test suite only
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -205,3 +229,14 @@ if "pytest" in sys.modules:  # fast password hashing for the test suite only
 # auth.E003 wants ``unique=True`` on the username column; ours is unique case-insensitively by
 # the ``Lower(username)`` constraint in identity.User.Meta, which is stricter.
 SILENCED_SYSTEM_CHECKS = ["auth.E003"]
+
+# --- SCIM service ---------------------------------------------------------------------------
+# Per-provider request rate, DRF syntax ("10000/m"). Generous: IdPs burst on a first sync.
+GATEHOUSE_SCIM_RATE_LIMIT = env.str("GATEHOUSE_SCIM_RATE_LIMIT", default="20000/m")
+GATEHOUSE_SCIM_MAX_RESULTS = 1000  # a list page never holds more (ServiceProviderConfig)
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://gatehouse")}
+REST_FRAMEWORK = {
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+}

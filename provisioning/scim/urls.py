@@ -1,1 +1,19 @@
-urlpatterns: list = []
+from django.urls import re_path
+
+from . import views
+
+app_name = "scim"
+
+# Per-provider base URL: /scim/v2/<provider-slug>/… (PRODUCT.md "Provisioning provider").
+# Trailing slashes are optional: IdPs differ.
+_base = r"^scim/v2/(?P<provider_slug>[-a-zA-Z0-9_]+)/"
+
+urlpatterns = [
+    re_path(_base + r"ServiceProviderConfigs?/?$", views.ServiceProviderConfigView.as_view()),
+    re_path(_base + r"ResourceTypes/?$", views.ResourceTypesView.as_view()),
+    re_path(_base + r"ResourceTypes/(?P<resource_id>[^/]+)/?$", views.ResourceTypesView.as_view()),
+    re_path(_base + r"Schemas/?$", views.SchemasView.as_view()),
+    re_path(_base + r"Schemas/(?P<schema_id>[^/]+)/?$", views.SchemasView.as_view()),
+    re_path(_base + r"Users/?$", views.UsersView.as_view(), name="users"),
+    re_path(_base + r"Users/(?P<scim_id>[^/]+)/?$", views.UserDetailView.as_view(), name="user"),
+]

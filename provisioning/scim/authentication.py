@@ -1,0 +1,104 @@
+"""DRF authentication and throttling for the per-provider SCIM base URL.
+
+The credential must belong to the provider named in the URL: a valid secret of provider A
+presented at ``/scim/v2/<B>/`` is refused. Secrets are compared as HMAC digests in constant
+time (provisioning/credentials.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+
+from django.conf import settings
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.throttling import SimpleRateThrottle
+
+from provisioning import credentials
+from provisioning.models import AuthType, Provider
+
+
+class ProviderPrincipal:
+    """``request.user`` for a SCIM request: the provider, never a console account."""
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, provider: Provider):
+        self.provider = provider
+
+    def __str__(self) -> str:
+        return self.provider.credential_username
+
+
+def provider_for_request(view) -> Provider | None:
+    slug = view.kwargs.get("provider_slug", "")
+    if not hasattr(view, "_provider_lookup"):
+        view._provider_lookup = Provider.objects.filter(slug=slug).first()
+    return view._provider_lookup
+
+
+class ProviderCredentialAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        view = request.parser_context["view"]
+        provider = provider_for_request(view)
+        scheme, _, value = get_authorization_header(request).partition(b" ")
+        scheme = scheme.lower()
+        if not scheme:
+            raise exceptions.NotAuthenticated("Authentication credentials were not provided.")
+        if provider is None:
+            raise exceptions.AuthenticationFailed("Invalid credentials for this SCIM base URL.")
+        try:
+            value = value.strip().decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Malformed Authorization header.") from None
+        if provider.auth_type == AuthType.TOKEN:
+            if scheme != b"bearer":
+                raise exceptions.AuthenticationFailed(
+                    "This provider uses an OAuth token: send 'Authorization: Bearer <token>'."
+                )
+            ok = credentials.secret_matches(value, provider.secret_digest)
+        else:
+            if scheme != b"basic":
+                raise exceptions.AuthenticationFailed(
+                    "This provider uses API credentials: send HTTP Basic authentication."
+                )
+            try:
+                username, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                raise exceptions.AuthenticationFailed("Malformed Basic credentials.") from None
+            # Both compared in constant time; evaluate both so timing says nothing either way.
+            name_ok = hmac.compare_digest(
+                username.lower().encode(), provider.credential_username.lower().encode()
+            )
+            secret_ok = credentials.secret_matches(secret, provider.secret_digest)
+            ok = name_ok and secret_ok
+        if not ok:
+            raise exceptions.AuthenticationFailed("Invalid credentials for this SCIM base URL.")
+        view.provider = provider
+        return ProviderPrincipal(provider), None
+
+    def authenticate_header(self, request):
+        view = request.parser_context["view"]
+        provider = provider_for_request(view)
+        if provider is not None and provider.auth_type == AuthType.BASIC:
+            return 'Basic realm="Gatehouse SCIM"'
+        return 'Bearer realm="Gatehouse SCIM"'
+
+
+class ProviderRateThrottle(SimpleRateThrottle):
+    """Per-provider request rate (PRODUCT.md: 429 + Retry-After). Generous by default:
+    IdPs burst on their first full sync."""
+
+    scope = "scim_provider"
+
+    def get_rate(self):
+        return settings.GATEHOUSE_SCIM_RATE_LIMIT
+
+    def get_cache_key(self, request, view):
+        provider = getattr(view, "provider", None)
+        if provider is None:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": provider.pk}

@@ -1,0 +1,181 @@
+"""The DRF plumbing every SCIM view shares: authentication, throttling, media types,
+SCIM error bodies, request ids, list paging and attribute projection."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.views import APIView
+
+from synclog.models import ActorKind
+from synclog.record import Actor
+
+from . import errors
+from .authentication import ProviderCredentialAuthentication, ProviderRateThrottle
+from .schema import LIST_RESPONSE
+
+
+class ScimJSONParser(JSONParser):
+    media_type = "application/scim+json"
+
+
+class ScimJSONRenderer(JSONRenderer):
+    media_type = "application/scim+json"
+    charset = None
+
+
+class AlwaysScimJSON(BaseContentNegotiation):
+    """IdPs send all sorts of Accept headers (``*/*``, ``application/json``); the answer is
+    always SCIM JSON (RFC 7644 §3.1), never a 406."""
+
+    def select_parser(self, request, parsers):
+        for parser in parsers:
+            if request.content_type.split(";")[0].strip().lower() == parser.media_type:
+                return parser
+        return None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class ScimView(APIView):
+    authentication_classes = [ProviderCredentialAuthentication]
+    throttle_classes = [ProviderRateThrottle]
+    permission_classes: list = []
+    parser_classes = [ScimJSONParser, JSONParser]
+    renderer_classes = [ScimJSONRenderer]
+    content_negotiation_class = AlwaysScimJSON
+    provider = None
+
+    def get_exception_handler(self):
+        return errors.scim_exception_handler
+
+    def initial(self, request, *args, **kwargs):
+        request.scim_request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+        super().initial(request, *args, **kwargs)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["X-Request-ID"] = getattr(request, "scim_request_id", "")
+        return response
+
+    def permission_denied(self, request, message=None, code=None):
+        # No permission classes: only authentication can refuse, and it raises itself.
+        super().permission_denied(request, message, code)
+
+    @property
+    def actor(self) -> Actor:
+        """PRODUCT.md "Audit log": the acting user is the provider's credential username."""
+        return Actor(
+            kind=ActorKind.PROVIDER,
+            label=self.provider.credential_username,
+            provider_id=self.provider.pk,
+            provider_label=self.provider.name,
+            request_id=self.request.scim_request_id,
+        )
+
+    def json_body(self):
+        """The parsed body, read inside the handler so a parse error is a SCIM 400."""
+        data = self.request.data
+        if not isinstance(data, dict):
+            raise errors.InvalidSyntax("The request body must be a JSON object.")
+        return data
+
+
+def paging(request) -> tuple[int, int]:
+    """``startIndex`` (1-based) and ``count``. RFC 7644 §3.4.2.4: below 1 is 1, a negative
+    count is 0, more than maxResults is capped; anything not an integer is a 400."""
+
+    def integer(name: str, default: int) -> int:
+        raw = request.query_params.get(name)
+        if raw in (None, ""):
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise errors.InvalidValue(f"{name} must be an integer, got {raw!r}.") from None
+
+    start = max(1, integer("startIndex", 1))
+    count = min(max(0, integer("count", 100)), settings.GATEHOUSE_SCIM_MAX_RESULTS)
+    if start > 2**31:
+        raise errors.InvalidValue("startIndex is out of range.")
+    return start, count
+
+
+def list_response(resources: list[dict], total: int, start: int) -> dict:
+    return {
+        "schemas": [LIST_RESPONSE],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": len(resources),
+        "Resources": resources,
+    }
+
+
+def _names(param: str | None) -> list[str]:
+    return [p.strip() for p in (param or "").split(",") if p.strip()]
+
+
+def project(resource: dict, request, always=("id", "schemas", "meta")) -> dict:
+    """Apply ``attributes`` / ``excludedAttributes`` (RFC 7644 §3.9), case-insensitively,
+    to top-level attributes, sub-attributes (``name.givenName``) and extension attributes
+    (``urn:…:User:department``)."""
+    include = _names(request.query_params.get("attributes"))
+    exclude = _names(request.query_params.get("excludedAttributes"))
+    if not include and not exclude:
+        return resource
+
+    def split(name: str) -> tuple[str | None, str, str | None]:
+        lowered = name.lower()
+        for key in resource:
+            if key.lower().startswith("urn:") and lowered.startswith(key.lower() + ":"):
+                rest = name[len(key) + 1 :]
+                top, _, sub = rest.partition(".")
+                return key, top, sub or None
+        top, _, sub = name.partition(".")
+        if top.lower().startswith("urn:"):
+            return None, name, None  # a whole extension
+        return None, top, sub or None
+
+    def matches(key: str, top: str) -> bool:
+        return key.lower() == top.lower()
+
+    if include:
+        out = {k: v for k, v in resource.items() if k in always}
+        for name in include:
+            extension, top, sub = split(name)
+            source, target = resource, out
+            if extension:
+                source = resource.get(extension, {})
+                target = out.setdefault(extension, {})
+            for key, value in source.items():
+                if not matches(key, top):
+                    continue
+                if sub and isinstance(value, dict):
+                    picked = {k: v for k, v in value.items() if k.lower() == sub.lower()}
+                    if picked:
+                        target.setdefault(key, {}).update(picked)
+                elif sub and isinstance(value, list):
+                    target[key] = [
+                        {k: v for k, v in item.items() if k.lower() == sub.lower()}
+                        for item in value
+                        if isinstance(item, dict)
+                    ]
+                else:
+                    target[key] = value
+        return {k: v for k, v in out.items() if v != {}}
+    out = dict(resource)
+    for name in exclude:
+        extension, top, sub = split(name)
+        target = out.get(extension, {}) if extension else out
+        for key in list(target):
+            if matches(key, top) and key not in always:
+                if sub and isinstance(target[key], dict):
+                    target[key] = {k: v for k, v in target[key].items() if k.lower() != sub.lower()}
+                elif not sub:
+                    del target[key]
+    return out

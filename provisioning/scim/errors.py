@@ -1,0 +1,147 @@
+"""Every SCIM error the service can answer, one class per RFC 7644 §3.12 ``scimType``.
+
+Built on django-scim2's ``SCIMException`` (its ``to_dict`` renders the error body), and
+rendered for every failure by ``scim_exception_handler`` below, including DRF's own errors
+(parse, media type, authentication, throttling), so an IdP never sees an HTML page or a 500
+with exception text.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import ValidationError
+from django_scim import exceptions as django_scim_exceptions
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+from synclog import record
+
+logger = logging.getLogger("gatehouse.scim")
+
+
+class ScimError(django_scim_exceptions.SCIMException):
+    status = 400
+    scim_type: str | None = None
+
+    def __init__(self, detail: str, **kwargs):
+        super().__init__(detail, **kwargs)
+
+
+class InvalidValue(ScimError):
+    scim_type = "invalidValue"
+
+
+class InvalidSyntax(ScimError):
+    scim_type = "invalidSyntax"
+
+
+class InvalidFilter(ScimError):
+    scim_type = "invalidFilter"
+
+
+class InvalidPath(ScimError):
+    scim_type = "invalidPath"
+
+
+class NoTarget(ScimError):
+    scim_type = "noTarget"
+
+
+class Mutability(ScimError):
+    scim_type = "mutability"
+
+
+class TooMany(ScimError):
+    scim_type = "tooMany"
+
+
+class Uniqueness(ScimError):
+    status = 409
+    scim_type = "uniqueness"
+
+
+class NotFound(ScimError):
+    status = 404
+
+
+class PreconditionFailed(ScimError):
+    status = 412
+
+
+def from_validation_error(exc: ValidationError) -> InvalidValue:
+    return InvalidValue("; ".join(exc.messages))
+
+
+def _body(status: int, detail: str, scim_type: str | None = None) -> dict:
+    body = {
+        "schemas": [django_scim_exceptions.SchemaURI.ERROR],
+        "status": str(status),  # RFC 7644 §3.12: status is a string
+        "detail": detail,
+    }
+    if scim_type:
+        body["scimType"] = scim_type
+    return body
+
+
+def error_response(status: int, detail: str, scim_type: str | None = None, headers=None):
+    return Response(_body(status, detail, scim_type), status=status, headers=headers)
+
+
+def scim_exception_handler(exc, context):
+    """DRF ``EXCEPTION_HANDLER`` for the SCIM views: a SCIM error body for everything."""
+    request = context.get("request")
+    view = context.get("view")
+    headers: dict[str, str] = {}
+    if isinstance(exc, ScimError):
+        status, detail, scim_type = exc.status, exc.detail, exc.scim_type
+    elif isinstance(exc, drf.Throttled):
+        status, scim_type = 429, None
+        wait = int(exc.wait or 1)
+        headers["Retry-After"] = str(max(1, wait))
+        detail = f"Too many requests for this provider; retry after {max(1, wait)} s."
+    elif isinstance(exc, drf.ParseError):
+        status, scim_type, detail = 400, "invalidSyntax", f"Malformed JSON body: {exc.detail}"
+    elif isinstance(exc, drf.UnsupportedMediaType):
+        status, scim_type = 415, None
+        detail = "Send the body as application/scim+json or application/json."
+    elif isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
+        status, scim_type, detail = 401, None, str(exc.detail)
+        if view is not None and request is not None:
+            header = view.get_authenticate_header(request)
+            if header:
+                headers["WWW-Authenticate"] = header
+    elif isinstance(exc, drf.MethodNotAllowed):
+        status, scim_type, detail = 405, None, str(exc.detail)
+    elif isinstance(exc, drf.NotAcceptable):
+        status, scim_type, detail = 406, None, str(exc.detail)
+    elif isinstance(exc, drf.APIException):
+        status, scim_type, detail = exc.status_code, None, str(exc.detail)
+    else:
+        request_id = getattr(request, "scim_request_id", "")
+        logger.exception("Unexpected error in SCIM request %s", request_id)
+        status, scim_type = 500, None
+        detail = f"Internal server error (request id {request_id})."
+    _record_rejection(request, view, status, scim_type, detail)
+    return error_response(status, detail, scim_type, headers=headers)
+
+
+def _record_rejection(request, view, status: int, scim_type, detail: str) -> None:
+    """PRODUCT.md "Sync log": rejected requests are kept per provider, so an administrator
+    sees why a push failed. Written after the request's transaction rolled back."""
+    provider = getattr(view, "provider", None) if view is not None else None
+    if provider is None or request is None:
+        return
+    try:
+        record.rejected_request(
+            provider_id=provider.pk,
+            provider_label=provider.name,
+            method=request.method,
+            path=request.get_full_path(),
+            status=status,
+            scim_type=scim_type or "",
+            detail=detail,
+            request_id=getattr(request, "scim_request_id", ""),
+        )
+    except Exception:  # recording must never turn an answer into a 500
+        logger.exception("Could not record a rejected SCIM request")

@@ -1,0 +1,380 @@
+"""SCIM User resources: parse what an IdP sends into a staged state, render a user back.
+
+The adapter extends django-scim2's ``SCIMMixin`` (its PATCH dispatch: op names lowered, so
+Entra's ``"Replace"`` works; path-less ops split into one path per key) and only *stages*
+changes in ``self.state``; ``provisioning.user_sync`` validates and writes them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django_scim.adapters import SCIMMixin
+from scim2_filter_parser.attr_paths import AttrPath
+from scim2_filter_parser.parser import SCIMParserError
+
+from provisioning.models import ProviderUser
+
+from . import errors
+from .schema import (
+    CORE_USER,
+    ENTERPRISE_USER,
+    GATEHOUSE_USER,
+    IGNORED,
+    ORG_ATTRIBUTE,
+    USER_FIELDS,
+    field_for_path,
+)
+
+STRING_FIELDS = set(USER_FIELDS) - {"active", "manager"}
+EMPTY_STATE: dict[str, Any] = {f: "" for f in USER_FIELDS} | {"active": True, "manager": None}
+
+# SCIM names of each field, for error messages and the sync log.
+SCIM_NAMES = {
+    "username": "userName",
+    "external_id": "externalId",
+    "active": "active",
+    "display_name": "displayName",
+    "given_name": "name.givenName",
+    "family_name": "name.familyName",
+    "title": "title",
+    "user_type": "userType",
+    "email": "emails.value",
+    "locality": "addresses.locality",
+    "region": "addresses.region",
+    "country": "addresses.country",
+    "employee_number": "employeeNumber",
+    "department": "department",
+    "division": "division",
+    "manager": "manager",
+    "org_attribute": ORG_ATTRIBUTE,
+}
+
+_SCHEMA_URNS = {CORE_USER.lower(), ENTERPRISE_USER.lower(), GATEHOUSE_USER.lower()}
+_PREFERRED_TYPES = {"work"}
+
+
+def coerce_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    # Entra: sends "active": "False" and "True" as strings.
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise errors.InvalidValue(f"{name} must be a boolean, got {value!r}.")
+
+
+def coerce_string(value: Any, name: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool) or isinstance(value, (dict, list)):
+        raise errors.InvalidValue(f"{name} must be a string, got {type(value).__name__}.")
+    return str(value).strip()
+
+
+def _pick(items: Any, name: str) -> dict | None:
+    """The entry of a multi-valued attribute Gatehouse keeps: primary, else work, else first."""
+    if items is None:
+        return None
+    if isinstance(items, dict):
+        items = [items]
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise errors.InvalidValue(f"{name} must be a list of objects.")
+    for item in items:
+        if item.get("primary") in (True, "true", "True"):
+            return item
+    for item in items:
+        if str(item.get("type", "")).lower() in _PREFERRED_TYPES:
+            return item
+    return items[0] if items else None
+
+
+class UserAdapter(SCIMMixin):
+    """Stages a user's SCIM state. ``state`` maps the fields of ``schema.USER_FIELDS``."""
+
+    resource_type = "User"
+
+    def __init__(self, state: dict[str, Any] | None = None):
+        super().__init__(obj=None)
+        self.state = dict(state or EMPTY_STATE)
+
+    # --- setting one attribute ------------------------------------------------------------
+    def set_field(self, field: str, value: Any) -> None:
+        name = SCIM_NAMES[field]
+        if field == "active":
+            self.state["active"] = coerce_bool(value, name)
+        elif field == "manager":
+            if isinstance(value, dict):
+                value = value.get("value")
+            self.state["manager"] = coerce_string(value, name) or None
+        else:
+            self.state[field] = coerce_string(value, name)
+
+    def clear_field(self, field: str) -> None:
+        self.state[field] = EMPTY_STATE[field]
+
+    def set_path(self, attribute: str, sub: str | None, uri: str | None, value: Any) -> None:
+        """Set one attribute path from a resource body or a PATCH op (without a filter)."""
+        attr_l = attribute.lower()
+        if uri is None and attr_l in _SCHEMA_URNS:
+            if not isinstance(value, dict):
+                raise errors.InvalidValue(f"{attribute} must be an object.")
+            for key, inner in value.items():
+                self.set_path(key, None, attribute, inner)
+            return
+        if sub is None and value is not None:
+            expanded = self._expand_complex(attr_l, uri, value)
+            if expanded is not None:
+                for (a, s, u), v in expanded:
+                    self.set_path(a, s, u, v)
+                return
+        field = field_for_path(attribute, sub, uri)
+        if field is None:
+            raise errors.InvalidPath(f"Unknown attribute path {_dotted(attribute, sub, uri)!r}.")
+        if field != IGNORED:
+            self.set_field(field, value)
+
+    def _expand_complex(self, attr_l: str, uri: str | None, value: Any):
+        uri_l = uri.lower() if uri else None
+        if uri_l in (None, CORE_USER.lower()):
+            if attr_l == "name":
+                if not isinstance(value, dict):
+                    raise errors.InvalidValue("name must be an object.")
+                return [(("name", k, None), v) for k, v in value.items()]
+            if attr_l in ("emails", "addresses"):
+                item = _pick(value, attr_l)
+                if item is None:
+                    return [((attr_l, "value" if attr_l == "emails" else "locality", None), "")]
+                keep = ("value",) if attr_l == "emails" else ("locality", "region", "country")
+                return [((attr_l, k, None), item.get(k)) for k in keep]
+        return None
+
+    # --- full resources (POST, PUT) ---------------------------------------------------------
+    @classmethod
+    def from_resource(cls, body: Any, *, current: dict | None = None) -> UserAdapter:
+        """A fresh state from a whole resource. PUT replaces everything it names; ``active``
+        left out keeps its current value (an omission must not unblock anyone)."""
+        if not isinstance(body, dict):
+            raise errors.InvalidSyntax("The request body must be a JSON object.")
+        adapter = cls()
+        if current is not None:
+            adapter.state["active"] = current["active"]
+        for key, value in body.items():
+            if not isinstance(key, str):
+                continue
+            attribute, sub, uri = _split_key(key)
+            if field_for_path(attribute, sub, uri) is None and attribute.lower() not in (
+                _SCHEMA_URNS
+            ):
+                continue  # PUT/POST: unknown top-level attributes are ignored (RFC 7644 §3.3)
+            adapter.set_path(attribute, sub, uri, value)
+        if not adapter.state["username"]:
+            raise errors.InvalidValue("userName is required.")
+        return adapter
+
+    # --- PATCH ------------------------------------------------------------------------------
+    def apply_patch(self, body: Any) -> None:
+        if not isinstance(body, dict) or not isinstance(body.get("Operations"), list):
+            raise errors.InvalidSyntax("A PATCH body needs an Operations list (RFC 7644 §3.5.2).")
+        for operation in body["Operations"]:
+            if not isinstance(operation, dict) or not isinstance(operation.get("op"), str):
+                raise errors.InvalidSyntax("Each operation needs an op.")
+            op = operation["op"].lower()  # RFC 7644 §3.5.2; Entra sends "Replace", "Add"
+            if op not in ("add", "replace", "remove"):
+                raise errors.InvalidSyntax(f"Unknown PATCH op {operation['op']!r}.")
+            path = operation.get("path")
+            value = operation.get("value")
+            if path in (None, ""):
+                if op == "remove":
+                    raise errors.NoTarget("A remove operation needs a path.")
+                # Okta: {"op":"replace","value":{"active":false}}; Entra: the value is an
+                # object of attribute paths such as "name.givenName".
+                if not isinstance(value, dict):
+                    raise errors.InvalidValue("An operation without a path needs an object value.")
+                for key, inner in value.items():
+                    self._apply_path_op(op, key, inner)
+            elif not isinstance(path, str):
+                raise errors.InvalidPath("path must be a string.")
+            else:
+                self._apply_path_op(op, path, value)
+
+    def _apply_path_op(self, op: str, path: str, value: Any) -> None:
+        attribute, sub, uri, type_filter = parse_path(path)
+        if field_for_path(attribute, sub, uri) is None and not (
+            sub is None and attribute.lower() in ("emails", "addresses", "name")
+        ):
+            raise errors.InvalidPath(f"Unknown attribute path {path!r}.")
+        if type_filter is not None and type_filter not in _PREFERRED_TYPES | {"primary"}:
+            return  # an email or address of another type ("home"): not kept here
+        if op == "remove":
+            field = field_for_path(attribute, sub, uri)
+            if field is None and attribute.lower() in ("emails", "addresses", "name"):
+                for f, name in SCIM_NAMES.items():
+                    if name.split(".")[0].lower() == attribute.lower():
+                        self.clear_field(f)
+                return
+            if field is None:
+                raise errors.InvalidPath(f"Unknown attribute path {path!r}.")
+            if field != IGNORED:
+                self.clear_field(field)
+            return
+        self.set_path(attribute, sub, uri, value)
+
+
+def _split_key(key: str) -> tuple[str, str | None, str | None]:
+    if key.lower().startswith("urn:") and key.lower() not in _SCHEMA_URNS:
+        attribute, sub, uri, _ = parse_path(key)
+        return attribute, sub, uri
+    return key, None, None
+
+
+def _dotted(attribute: str, sub: str | None, uri: str | None) -> str:
+    name = f"{attribute}.{sub}" if sub else attribute
+    return f"{uri}:{name}" if uri else name
+
+
+_VALUE_PATH = re.compile(r"^\s*(?P<attr>[^\[\]]+)\[(?P<filter>[^\[\]]*)\](?:\.(?P<sub>\w+))?\s*$")
+_SIMPLE_FILTER = re.compile(
+    r'^\s*(?P<attr>[\w$]+)\s+eq\s+(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<bare>\S+))\s*$', re.I
+)
+
+
+def parse_value_filter(text: str, path: str) -> tuple[str, str]:
+    """``type eq "work"`` → ("type", "work"). PATCH paths only ever filter on one attribute
+    with ``eq`` (RFC 7644 §3.5.2 examples; what Okta and Entra send)."""
+    match = _SIMPLE_FILTER.match(text)
+    if not match:
+        raise errors.InvalidPath(f"Unsupported value filter in path {path!r}.")
+    value = match["quoted"] if match["quoted"] is not None else match["bare"]
+    return match["attr"].lower(), value
+
+
+def _attribute_path(text: str, path: str) -> tuple[str, str | None, str | None]:
+    try:
+        parts = list(AttrPath(f'{text} eq ""', {}))
+    except (SCIMParserError, IndexError, TypeError, ValueError):
+        raise errors.InvalidPath(f"Cannot parse the path {path!r}.") from None
+    if len(parts) != 1:
+        raise errors.InvalidPath(f"Cannot parse the path {path!r}.")
+    return parts[0].attr_name, parts[0].sub_attr, parts[0].uri
+
+
+def parse_path(path: str) -> tuple[str, str | None, str | None, str | None]:
+    """``(attribute, sub-attribute, schema URI, type filter)`` of a user PATCH path. The
+    filter is the lower-cased ``type`` of a value path such as ``emails[type eq "work"].value``
+    ("primary" for ``[primary eq true]``)."""
+    match = _VALUE_PATH.match(path)
+    if not match:
+        attribute, sub, uri = _attribute_path(path, path)
+        return attribute, sub, uri, None
+    attribute, sub, uri = _attribute_path(match["attr"], path)
+    if sub is not None:
+        raise errors.InvalidPath(f"Cannot parse the path {path!r}.")
+    filter_attr, filter_value = parse_value_filter(match["filter"], path)
+    if filter_attr == "type":
+        type_filter = filter_value.lower()
+    elif filter_attr == "primary" and filter_value.lower() == "true":
+        type_filter = "primary"
+    else:
+        raise errors.InvalidPath(f"Unsupported value filter in path {path!r}.")
+    return attribute, match["sub"], uri, type_filter
+
+
+def state_of(link: ProviderUser) -> dict[str, Any]:
+    """The staged-state view of a stored user (what PATCH starts from and diffs against)."""
+    user = link.user
+    manager_link = getattr(user.manager, "provider_link", None) if user.manager_id else None
+    return {
+        "username": user.username,
+        "external_id": link.external_id,
+        "active": user.status != "blocked" and user.status != "deactivated",
+        "display_name": user.display_name,
+        "given_name": user.given_name,
+        "family_name": user.family_name,
+        "title": user.title,
+        "user_type": user.user_type,
+        "email": user.email,
+        "locality": user.locality,
+        "region": user.region,
+        "country": user.country,
+        "employee_number": user.employee_number,
+        "department": user.department,
+        "division": user.division,
+        "manager": str(manager_link.scim_id) if manager_link else None,
+        "org_attribute": link.org_attribute,
+    }
+
+
+def etag(link: ProviderUser) -> str:
+    return f'W/"{link.version}"'
+
+
+def to_resource(link: ProviderUser, base_url: str, groups: list | None = None) -> dict:
+    """The SCIM representation of a provisioned user. Empty attributes are left out
+    (RFC 7643 §2.5: unassigned and null are equivalent)."""
+    user = link.user
+    state = state_of(link)
+    scim_id = str(link.scim_id)
+    resource: dict[str, Any] = {
+        "schemas": [CORE_USER, ENTERPRISE_USER, GATEHOUSE_USER],
+        "id": scim_id,
+    }
+    if link.external_id:
+        resource["externalId"] = link.external_id
+    resource["userName"] = user.username
+    name = {
+        k: v for k, v in (("givenName", user.given_name), ("familyName", user.family_name)) if v
+    }
+    if name:
+        name["formatted"] = " ".join(p for p in (user.given_name, user.family_name) if p)
+        resource["name"] = name
+    for key, value in (
+        ("displayName", user.display_name),
+        ("title", user.title),
+        ("userType", user.user_type),
+    ):
+        if value:
+            resource[key] = value
+    resource["active"] = state["active"]
+    if user.email:
+        resource["emails"] = [{"value": user.email, "type": "work", "primary": True}]
+    address = {
+        k: v
+        for k, v in (
+            ("locality", user.locality),
+            ("region", user.region),
+            ("country", user.country),
+        )
+        if v
+    }
+    if address:
+        resource["addresses"] = [{"type": "work", "primary": True, **address}]
+    enterprise = {
+        k: v
+        for k, v in (
+            ("employeeNumber", user.employee_number),
+            ("department", user.department),
+            ("division", user.division),
+        )
+        if v
+    }
+    if state["manager"]:
+        enterprise["manager"] = {
+            "value": state["manager"],
+            "$ref": f"{base_url}/Users/{state['manager']}",
+            "displayName": user.manager.get_full_name(),
+        }
+    if enterprise:
+        resource[ENTERPRISE_USER] = enterprise
+    if link.org_attribute:
+        resource[GATEHOUSE_USER] = {ORG_ATTRIBUTE: link.org_attribute}
+    if groups is not None:
+        resource["groups"] = groups
+    resource["meta"] = {
+        "resourceType": "User",
+        "created": user.created_at.isoformat(),
+        "lastModified": user.updated_at.isoformat(),
+        "location": f"{base_url}/Users/{scim_id}",
+        "version": etag(link),
+    }
+    return resource

@@ -1,0 +1,238 @@
+"""SCIM 2.0 endpoints (RFC 7644) under ``/scim/v2/<provider-slug>/``.
+
+django-scim2's own views are not used: they count a list by iterating every row, apply
+scoping in Python, sit at one fixed base URL and are not DRF views. These views keep its
+adapter idea (provisioning/scim/users.py) and scim2-filter-parser (filters.py) and do the
+scoping, filtering, counting and paging in SQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import transaction
+from django.http import HttpResponse
+from rest_framework.response import Response
+
+from provisioning import user_sync
+from provisioning.models import GroupMembership, ProviderUser
+from provisioning.selectors import provider_users
+
+from . import discovery, errors, filters
+from .base import ScimView, list_response, paging, project
+from .users import UserAdapter, etag, state_of, to_resource
+
+# --- discovery ------------------------------------------------------------------------------
+
+
+class ServiceProviderConfigView(ScimView):
+    def get(self, request, provider_slug):
+        return Response(discovery.service_provider_config(self.provider))
+
+
+class ResourceTypesView(ScimView):
+    def get(self, request, provider_slug, resource_id=None):
+        types = discovery.resource_types(self.provider)
+        if resource_id is None:
+            return Response(list_response(types, len(types), 1))
+        for resource_type in types:
+            if resource_type["id"] == resource_id:
+                return Response(resource_type)
+        raise errors.NotFound(f"Resource type {resource_id!r} not found.")
+
+
+class SchemasView(ScimView):
+    def get(self, request, provider_slug, schema_id=None):
+        schemas = discovery.schemas(self.provider)
+        if schema_id is None:
+            return Response(list_response(schemas, len(schemas), 1))
+        for schema in schemas:
+            if schema["id"].lower() == schema_id.lower():
+                return Response(schema)
+        raise errors.NotFound(f"Schema {schema_id!r} not found.")
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _check_if_match(request, current_etag: str) -> None:
+    """RFC 7644 §3.14: a stale ``If-Match`` version is ``412 Precondition Failed``."""
+    header = request.headers.get("If-Match")
+    if not header or header.strip() == "*":
+        return
+    wanted = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    if current_etag.removeprefix("W/") not in wanted:
+        raise errors.PreconditionFailed(
+            "The resource changed since that version (If-Match); fetch it and retry."
+        )
+
+
+def _not_modified(request, current_etag: str) -> bool:
+    header = request.headers.get("If-None-Match")
+    if not header:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in tags or current_etag.removeprefix("W/") in tags
+
+
+def _sort_field(request, attributes: dict) -> str | None:
+    sort_by = request.query_params.get("sortBy")
+    if not sort_by:
+        return None
+    from .users import parse_path
+
+    try:
+        attribute, sub, uri, _ = parse_path(sort_by)
+    except errors.ScimError:
+        raise errors.InvalidValue(f"Cannot sort by {sort_by!r}.") from None
+    field = attributes.get(
+        (attribute.lower(), sub.lower() if sub else None, uri.lower() if uri else None)
+    )
+    if not field or field.startswith("__"):
+        raise errors.InvalidValue(f"Cannot sort by {sort_by!r}.")
+    order = (request.query_params.get("sortOrder") or "ascending").lower()
+    if order not in ("ascending", "descending"):
+        raise errors.InvalidValue("sortOrder must be ascending or descending.")
+    return f"-{field}" if order == "descending" else field
+
+
+def page_of(queryset, request, attributes: dict):
+    """Filter, count and page ``queryset`` in SQL: the page's primary keys come from one
+    narrow query (an index walk on (provider, id)), the rows from a second by key, so a deep
+    page costs about what the first does."""
+    filter_text = request.query_params.get("filter")
+    if filter_text:
+        queryset = queryset.filter(filters.to_q(filter_text, attributes)).distinct()
+    sort = _sort_field(request, attributes)
+    queryset = filters.checked(queryset.order_by(*([sort, "id"] if sort else ["id"])))
+    start, count = paging(request)
+    total = queryset.count()
+    if count == 0 or start > total:
+        return total, start, []
+    ids = list(queryset.values_list("id", flat=True)[start - 1 : start - 1 + count])
+    return total, start, ids
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+class UserResourceMixin:
+    def links_by_ids(self, ids: list[int]) -> list[ProviderUser]:
+        rows = ProviderUser.objects.filter(id__in=ids).select_related(
+            "provider", "user", "user__manager", "user__manager__provider_link"
+        )
+        by_id = {row.id: row for row in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def groups_of(self, links: list[ProviderUser]) -> dict[int, list[dict]]:
+        base = self.provider.base_url
+        groups: dict[int, list[dict]] = {link.user_id: [] for link in links}
+        memberships = GroupMembership.objects.filter(
+            user_id__in=list(groups), group__provider=self.provider
+        ).select_related("group")
+        for membership in memberships.order_by("group_id"):
+            group = membership.group
+            groups[membership.user_id].append(
+                {
+                    "value": str(group.scim_id),
+                    "$ref": f"{base}/Groups/{group.scim_id}",
+                    "display": group.display_name,
+                    "type": "direct",
+                }
+            )
+        return groups
+
+    def render(self, links: list[ProviderUser]) -> list[dict]:
+        groups = self.groups_of(links)
+        base = self.provider.base_url
+        return [
+            project(to_resource(link, base, groups[link.user_id]), self.request) for link in links
+        ]
+
+    def get_link(self, scim_id: str, *, for_update: bool = False) -> ProviderUser:
+        key = _uuid(scim_id)
+        queryset = provider_users(self.provider).select_related("user", "provider")
+        if for_update:
+            queryset = queryset.select_for_update(of=("self",))
+        link = queryset.filter(scim_id=key).first() if key else None
+        if link is None:
+            raise errors.NotFound(f"User {scim_id!r} not found.")
+        return link
+
+    def respond(self, link: ProviderUser, status: int = 200) -> Response:
+        link = self.links_by_ids([link.id])[0]
+        response = Response(self.render([link])[0], status=status)
+        response["ETag"] = etag(link)
+        if status == 201:
+            response["Location"] = f"{self.provider.base_url}/Users/{link.scim_id}"
+        return response
+
+
+def _provisioning_error(exc: user_sync.ProvisioningError) -> errors.ScimError:
+    if exc.kind == "conflict":
+        return errors.Uniqueness(str(exc))
+    return errors.InvalidValue(str(exc))
+
+
+class UsersView(UserResourceMixin, ScimView):
+    def get(self, request, provider_slug):
+        total, start, ids = page_of(
+            provider_users(self.provider), request, filters.USER_FILTER_ATTRIBUTES
+        )
+        return Response(list_response(self.render(self.links_by_ids(ids)), total, start))
+
+    def post(self, request, provider_slug):
+        adapter = UserAdapter.from_resource(self.json_body())
+        try:
+            with transaction.atomic():
+                link = user_sync.create_user(self.provider, adapter.state, actor=self.actor)
+        except user_sync.ProvisioningError as exc:
+            raise _provisioning_error(exc) from None
+        return self.respond(link, status=201)
+
+
+class UserDetailView(UserResourceMixin, ScimView):
+    def get(self, request, provider_slug, scim_id):
+        link = self.get_link(scim_id)
+        if _not_modified(request, etag(link)):
+            return HttpResponse(status=304, headers={"ETag": etag(link)})
+        return self.respond(link)
+
+    def put(self, request, provider_slug, scim_id):
+        body = self.json_body()
+        try:
+            with transaction.atomic():
+                link = self.get_link(scim_id, for_update=True)
+                _check_if_match(request, etag(link))
+                adapter = UserAdapter.from_resource(body, current=state_of(link))
+                link = user_sync.update_user(link, adapter.state, actor=self.actor)
+        except user_sync.ProvisioningError as exc:
+            raise _provisioning_error(exc) from None
+        return self.respond(link)
+
+    def patch(self, request, provider_slug, scim_id):
+        body = self.json_body()
+        try:
+            with transaction.atomic():
+                link = self.get_link(scim_id, for_update=True)
+                _check_if_match(request, etag(link))
+                adapter = UserAdapter(state_of(link))
+                adapter.apply_patch(body)
+                link = user_sync.update_user(link, adapter.state, actor=self.actor)
+        except user_sync.ProvisioningError as exc:
+            raise _provisioning_error(exc) from None
+        return self.respond(link)
+
+    def delete(self, request, provider_slug, scim_id):
+        with transaction.atomic():
+            link = self.get_link(scim_id, for_update=True)
+            _check_if_match(request, etag(link))
+            user_sync.remove_user(link, actor=self.actor)
+        return Response(status=204)

@@ -1,0 +1,286 @@
+"""Write what a provider says about a user: create, update, remove.
+
+Called by the SCIM layer inside the request's transaction with a fully staged state
+(provisioning/scim/users.py). Validates everything first, then writes the user, its link,
+one sync-log row per changed attribute and the audit row. Lifecycle changes (active) go to
+``identity.services``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from identity import services as identity_services
+from identity.countries import ISO_3166_ALPHA_2
+from identity.models import User, UserStatus
+from synclog import record
+from synclog.models import SyncChange
+from synclog.record import Actor
+
+from . import mapping
+from .models import Provider, ProviderUser
+from .selectors import provider_users
+
+
+class ProvisioningError(ValueError):
+    """A push that cannot be applied. ``kind`` tells the SCIM layer which error to answer."""
+
+    def __init__(self, message: str, kind: str = "invalid"):
+        super().__init__(message)
+        self.kind = kind  # "invalid" → 400 invalidValue, "conflict" → 409 uniqueness
+
+
+# Attributes stored on the user row (the rest live on the provider link).
+USER_COLUMNS = {
+    "username": "username",
+    "display_name": "display_name",
+    "given_name": "given_name",
+    "family_name": "family_name",
+    "title": "title",
+    "user_type": "user_type",
+    "email": "email",
+    "locality": "locality",
+    "region": "region",
+    "country": "country",
+    "employee_number": "employee_number",
+    "department": "department",
+    "division": "division",
+}
+LINK_COLUMNS = {"external_id": "external_id", "org_attribute": "org_attribute"}
+
+
+def _validated(provider: Provider, state: dict[str, Any], link: ProviderUser | None) -> dict:
+    """Check every staged value; return the state with the manager resolved to a user."""
+    state = dict(state)
+    try:
+        validate_email(state["username"])
+    except ValidationError:
+        raise ProvisioningError(
+            f"userName {state['username']!r} is not a valid email address."
+        ) from None
+    if state["email"]:
+        try:
+            validate_email(state["email"])
+        except ValidationError:
+            raise ProvisioningError(f"email {state['email']!r} is not a valid address.") from None
+    if state["country"]:
+        country = state["country"].upper()
+        if country not in ISO_3166_ALPHA_2:
+            raise ProvisioningError(
+                f"country {state['country']!r} is not an ISO 3166-1 alpha-2 code "
+                "(two letters, such as US); map a 2-letter code such as usageLocation."
+            )
+        state["country"] = country
+    for field in ("username", "email", "display_name", "given_name", "family_name"):
+        limit = User._meta.get_field(USER_COLUMNS[field]).max_length
+        if len(state[field]) > limit:
+            raise ProvisioningError(f"{field} is longer than {limit} characters.")
+    manager = None
+    if state["manager"]:
+        manager_link = (
+            provider_users(provider)
+            .filter(scim_id=_uuid_or_none(state["manager"]))
+            .select_related("user")
+            .first()
+            if _uuid_or_none(state["manager"])
+            else None
+        )
+        if manager_link is None:
+            raise ProvisioningError(
+                f"manager {state['manager']!r} is not a user this provider provisioned; "
+                "push the manager first."
+            )
+        if link is not None and manager_link.user_id == link.user_id:
+            raise ProvisioningError("A user cannot be their own manager.")
+        manager = manager_link.user
+    state["manager_user"] = manager
+    return state
+
+
+def _uuid_or_none(value: str):
+    import uuid
+
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _check_collisions(provider: Provider, state: dict, link: ProviderUser | None) -> User | None:
+    """The user this userName already names, if one may be adopted; errors on collisions."""
+    existing = (
+        User.objects.select_related("provider_link")
+        .filter(username__iexact=state["username"])
+        .first()
+    )
+    if existing is not None and (link is None or existing.pk != link.user_id):
+        if existing.is_local:
+            raise ProvisioningError(
+                f"userName {state['username']!r} belongs to a local user managed in the "
+                "console; providers cannot create or change local users.",
+                kind="conflict",
+            )
+        other = getattr(existing, "provider_link", None)
+        if other is not None and other.provider_id != provider.pk:
+            raise ProvisioningError(
+                f"userName {state['username']!r} is already provisioned by another provider.",
+                kind="conflict",
+            )
+        if other is not None or link is not None:
+            raise ProvisioningError(
+                f"A user with userName {state['username']!r} already exists.", kind="conflict"
+            )
+    if state["external_id"]:
+        clash = provider_users(provider).filter(external_id=state["external_id"])
+        if link is not None:
+            clash = clash.exclude(pk=link.pk)
+        if clash.exists():
+            raise ProvisioningError(
+                f"externalId {state['external_id']!r} is already used by another user.",
+                kind="conflict",
+            )
+    return existing if link is None else None
+
+
+@transaction.atomic(savepoint=False)
+def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> ProviderUser:
+    """POST /Users. A non-local user no provider holds (one deleted earlier) is adopted."""
+    state = _validated(provider, state, None)
+    adopted = _check_collisions(provider, state, None)
+    if adopted is not None:
+        link = ProviderUser.objects.create(provider=provider, user=adopted)
+        record.audit(actor=actor, action="user_added", target_label=adopted.username)
+        return _apply(link, state, actor=actor, adopting=True)
+    organization, roles = mapping.initial_placement(provider)
+    now = timezone.now()
+    user = User(
+        organization=organization,
+        manager=state["manager_user"],
+        created_at=now,
+        updated_at=now,
+        **{column: state[field] for field, column in USER_COLUMNS.items()},
+    )
+    user.set_unusable_password()
+    try:
+        with transaction.atomic():  # a savepoint: a lost race becomes a clean 409
+            user.save(force_insert=True)
+    except IntegrityError:
+        raise ProvisioningError(
+            f"A user with userName {state['username']!r} already exists.", kind="conflict"
+        ) from None
+    if roles:
+        user.roles.set(roles)
+    link = ProviderUser.objects.create(
+        provider=provider,
+        user=user,
+        external_id=state["external_id"],
+        org_attribute=state["org_attribute"],
+        created_at=now,
+    )
+    record.sync_change(
+        actor=actor, user_id=user.pk, user_label=user.username,
+        change=SyncChange.USER_ADDED, attribute="userName", new=user.username,
+    )  # fmt: skip
+    record.sync_change(
+        actor=actor, user_id=user.pk, user_label=user.username,
+        change=SyncChange.ORGANIZATION_CHANGED, attribute="organization", new=organization.label,
+    )  # fmt: skip
+    if roles:
+        record.sync_change(
+            actor=actor, user_id=user.pk, user_label=user.username,
+            change=SyncChange.ROLES_CHANGED, attribute="roles",
+            new=", ".join(sorted(r.name for r in roles)),
+        )  # fmt: skip
+    record.audit(actor=actor, action="user_added", target_label=user.username)
+    if not state["active"]:
+        identity_services.apply_provider_active(
+            user, active=False, actor=actor, delay=provider.deactivation_delay
+        )
+    return link
+
+
+@transaction.atomic(savepoint=False)
+def update_user(link: ProviderUser, state: dict[str, Any], *, actor: Actor) -> ProviderUser:
+    """PUT or PATCH /Users/<id>: write only what changed; nothing changed, nothing written."""
+    provider = link.provider
+    state = _validated(provider, state, link)
+    if state["username"].lower() != link.user.username.lower():
+        _check_collisions(provider, state, link)
+    elif state["external_id"] != link.external_id:
+        _check_collisions(provider, state, link)
+    return _apply(link, state, actor=actor)
+
+
+def _apply(link: ProviderUser, state: dict, *, actor: Actor, adopting: bool = False):
+    user = User.objects.select_for_update().get(pk=link.user_id)
+    link.user = user
+    changed: list[tuple[str, Any, Any]] = []
+    for field, column in USER_COLUMNS.items():
+        old = getattr(user, column)
+        if old != state[field]:
+            setattr(user, column, state[field])
+            changed.append((field, old, state[field]))
+    if user.manager_id != (state["manager_user"].pk if state["manager_user"] else None):
+        # PRODUCT.md "Sync log": manager values carry the user id.
+        changed.append(("manager", user.manager_id, getattr(state["manager_user"], "pk", None)))
+        user.manager = state["manager_user"]
+    for field, column in LINK_COLUMNS.items():
+        old = getattr(link, column)
+        if old != state[field]:
+            setattr(link, column, state[field])
+            changed.append((field, old, state[field]))
+    if changed:
+        from .scim.users import SCIM_NAMES  # names as the IdP knows them
+
+        user.updated_at = timezone.now()
+        try:
+            with transaction.atomic():
+                user.save()
+        except IntegrityError:
+            raise ProvisioningError(
+                f"A user with userName {state['username']!r} already exists.", kind="conflict"
+            ) from None
+        link.version += 1
+        link.save(update_fields=["version", *LINK_COLUMNS.values()])
+        for field, old, new in changed:
+            record.sync_change(
+                actor=actor, user_id=user.pk, user_label=user.username,
+                change=SyncChange.ATTRIBUTE_UPDATED, attribute=SCIM_NAMES[field], old=old, new=new,
+            )  # fmt: skip
+        record.audit(
+            actor=actor,
+            action="external_attributes_changed",
+            target_label=user.username,
+            attributes=", ".join(SCIM_NAMES[f] for f, _, _ in changed),
+        )
+    currently_active = user.status == UserStatus.ACTIVE
+    if state["active"] != currently_active or adopting:
+        before = (user.status, user.updated_at)
+        user = identity_services.apply_provider_active(
+            user, active=state["active"], actor=actor, delay=link.provider.deactivation_delay
+        )
+        if (user.status, user.updated_at) != before and not changed:
+            ProviderUser.objects.filter(pk=link.pk).update(version=link.version + 1)
+            link.version += 1
+        link.user = user
+    return link
+
+
+@transaction.atomic(savepoint=False)
+def remove_user(link: ProviderUser, *, actor: Actor) -> None:
+    """DELETE /Users/<id>: block now, schedule the deactivation, and take the user out of
+    the provider's view (GET → 404). The person stays, for legal hold and audit."""
+    user = User.objects.select_for_update().get(pk=link.user_id)
+    if user.status != UserStatus.DEACTIVATED:
+        identity_services.deprovision(user, actor=actor, delay=link.provider.deactivation_delay)
+    link.delete()
+    record.sync_change(
+        actor=actor, user_id=user.pk, user_label=user.username,
+        change=SyncChange.USER_REMOVED, attribute="provider", old=link.provider.name,
+    )  # fmt: skip
+    record.audit(actor=actor, action="user_removed", target_label=user.username)
