@@ -187,3 +187,107 @@ class User(AbstractBaseUser, PermissionsMixin):
         if self.is_superuser:
             return True
         return self.roles.filter(name=IDENTITY_ADMIN_ROLE).exists()
+
+
+class DeactivationState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    CANCELLED = "cancelled", "Cancelled"
+    DEFERRED = "deferred", "Deferred (legal hold)"
+    HELD = "held", "Held (mass-deprovisioning guard)"
+    DONE = "done", "Done"
+
+
+# A user has at most one of these at a time; the others are history.
+OPEN_DEACTIVATION_STATES = (
+    DeactivationState.PENDING,
+    DeactivationState.DEFERRED,
+    DeactivationState.HELD,
+)
+
+
+class PendingDeactivation(models.Model):
+    """A deactivation a provider asked for, due at ``due_at`` (PRODUCT.md "Deprovisioning").
+
+    The schedule lives here, not in the broker: the periodic sweep (identity/tasks.py) claims
+    due rows under a row lock and marks each one done in the same transaction that deactivates
+    its user, so a restarted worker or broker loses none and runs none twice.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="pending_deactivations")
+    # String reference: identity does not import provisioning (docs/architecture.md).
+    provider = models.ForeignKey("provisioning.Provider", null=True, on_delete=models.SET_NULL)
+    # Frozen at scheduling time so history reads the same after the provider is renamed or
+    # deleted. requested_by is the provider's credential username (the audit log's actor).
+    provider_label = models.CharField(max_length=200, blank=True)
+    requested_by_kind = models.CharField(max_length=20)
+    requested_by = models.CharField(max_length=254)
+    request_id = models.CharField(max_length=64, blank=True)
+    state = models.CharField(
+        max_length=20, choices=DeactivationState.choices, default=DeactivationState.PENDING
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=Q(state__in=OPEN_DEACTIVATION_STATES),
+                name="one_open_deactivation_per_user",
+            ),
+        ]
+        indexes = [
+            # The sweep's claim: WHERE state = 'pending' AND due_at <= now ORDER BY due_at.
+            models.Index(
+                fields=["due_at", "id"],
+                condition=Q(state=DeactivationState.PENDING),
+                name="deactivation_due",
+            ),
+            # The guard's count: deprovisions per provider in the last hour.
+            models.Index(fields=["provider", "created_at"], name="deactivation_provider_date"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.state} due {self.due_at:%Y-%m-%d %H:%M}"
+
+
+class GuardState(models.TextChoices):
+    TRIPPED = "tripped", "Tripped: deactivations held"
+    CONFIRMED = "confirmed", "Confirmed by an administrator"
+    CANCELLED = "cancelled", "Cancelled by an administrator"
+
+
+class DeprovisionGuard(models.Model):
+    """A trip of the mass-deprovisioning guard for one provider (PRODUCT.md "Deprovisioning").
+
+    While a provider has a tripped row, its deactivations are held: users stay blocked and
+    nothing is deactivated until an administrator confirms or cancels.
+    """
+
+    provider = models.ForeignKey(
+        "provisioning.Provider", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    provider_label = models.CharField(max_length=200)
+    state = models.CharField(max_length=20, choices=GuardState.choices, default=GuardState.TRIPPED)
+    # Deprovisions counted from window_started_at to tripped_at, and the threshold they passed.
+    window_started_at = models.DateTimeField()
+    tripped_at = models.DateTimeField(default=timezone.now)
+    deprovision_count = models.PositiveIntegerField()
+    threshold = models.PositiveIntegerField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=254, blank=True)
+
+    class Meta:
+        ordering = ["-tripped_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider"],
+                condition=Q(state="tripped"),
+                name="one_tripped_guard_per_provider",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_label} guard {self.state}"

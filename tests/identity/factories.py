@@ -27,3 +27,39 @@ class OrganizationFactory(factory.django.DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"Org {n}")
     parent = factory.LazyFunction(lambda: Organization.objects.default())
+
+
+class ProviderFactory(factory.django.DjangoModelFactory):
+    """A provisioning provider, for lifecycle tests (identity services take its id and delay)."""
+
+    class Meta:
+        model = "provisioning.Provider"
+
+    name = factory.Sequence(lambda n: f"Okta {n}")
+    slug = factory.Sequence(lambda n: f"okta-{n}")
+    auth_type = "basic"
+    credential_username = factory.Sequence(lambda n: f"okta_{n}@gatehouse.example.com")
+    secret_digest = "0" * 64
+
+
+def provisioned_user(provider, **fields) -> User:
+    """A user linked to ``provider``, as a SCIM create leaves it."""
+    from provisioning.models import ProviderUser
+
+    user = UserFactory(**fields)
+    ProviderUser.objects.create(provider=provider, user=user)
+    return user
+
+
+def provider_actor(provider, request_id: str = "req-1"):
+    """The actor the SCIM layer passes for a request authenticated as ``provider``."""
+    from synclog.models import ActorKind
+    from synclog.record import Actor
+
+    return Actor(
+        kind=ActorKind.PROVIDER,
+        label=provider.credential_username,
+        provider_id=provider.pk,
+        provider_label=provider.name,
+        request_id=request_id,
+    )

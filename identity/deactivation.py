@@ -1,0 +1,299 @@
+"""Running due deactivations (the sweep), and the mass-deprovisioning guard.
+
+The schedule is the ``PendingDeactivation`` table. Exactly-once comes from the database, not
+the broker: a batch claims due rows under a row lock (PostgreSQL: ``FOR UPDATE SKIP LOCKED``,
+so several workers share the work; SQLite: the ``IMMEDIATE`` transaction takes the database
+write lock at BEGIN, so sweeps run one after another) and marks each row done in the same
+transaction that deactivates its user. A worker killed mid-batch rolls back: the rows stay
+pending and the next sweep (beat, every minute, and at worker start) runs them.
+
+Lock order is user, then schedule row, everywhere except here; the sweep takes rows first, so
+it takes users with SKIP LOCKED and leaves a user that a request is changing to the next sweep,
+instead of waiting (which could deadlock with that request).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from synclog import record
+from synclog.models import SyncChange
+from synclog.record import Actor
+
+from . import services
+from .models import (
+    DeactivationState,
+    DeprovisionGuard,
+    GuardState,
+    PendingDeactivation,
+    User,
+)
+
+
+@dataclass
+class SweepResult:
+    deactivated: int = 0
+    deferred: int = 0
+    held: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.deactivated + self.deferred + self.held
+
+    def add(self, state: str) -> None:
+        if state == DeactivationState.DONE:
+            self.deactivated += 1
+        elif state == DeactivationState.DEFERRED:
+            self.deferred += 1
+        elif state == DeactivationState.HELD:
+            self.held += 1
+
+
+# --- the sweep -------------------------------------------------------------------------------
+
+
+def _claim(queryset):
+    if connection.features.has_select_for_update_skip_locked:
+        return queryset.select_for_update(skip_locked=True, of=("self",))
+    # SQLite: no row locks; the IMMEDIATE transaction already holds the database write lock.
+    return queryset
+
+
+def _tripped_providers(provider_ids) -> set[int]:
+    return set(
+        DeprovisionGuard.objects.filter(
+            state=GuardState.TRIPPED, provider_id__in=[p for p in provider_ids if p]
+        ).values_list("provider_id", flat=True)
+    )
+
+
+def _run_rows(rows: list[PendingDeactivation], result: SweepResult) -> int:
+    """Run claimed rows; returns how many ran (a row whose user is locked is left pending)."""
+    if not rows:
+        return 0
+    users = {u.pk: u for u in _claim(User.objects.filter(pk__in=[r.user_id for r in rows]))}
+    held = _tripped_providers({r.provider_id for r in rows})
+    now = timezone.now()
+    ran = 0
+    for row in rows:
+        user = users.get(row.user_id)
+        if user is None:
+            continue  # a request holds this user right now; the next sweep takes it
+        state = services._run_deactivation(
+            row, user, actor=services.requester_of(row), now=now, held=row.provider_id in held
+        )
+        result.add(state)
+        ran += 1
+    return ran
+
+
+@transaction.atomic(durable=True)
+def _run_batch(batch_size: int, result: SweepResult) -> tuple[int, int]:
+    now = timezone.now()
+    rows = list(
+        _claim(
+            PendingDeactivation.objects.filter(state=DeactivationState.PENDING, due_at__lte=now)
+        ).order_by("due_at", "id")[:batch_size]
+    )
+    return len(rows), _run_rows(rows, result)
+
+
+def run_due_deactivations(*, batch_size: int | None = None) -> SweepResult:
+    """Run every deactivation that is due, one transaction per batch. Safe to run any number
+    of times at once: each row runs once."""
+    batch_size = batch_size or settings.GATEHOUSE_DEACTIVATION_BATCH_SIZE
+    result = SweepResult()
+    while True:
+        claimed, ran = _run_batch(batch_size, result)
+        # A short batch means nothing else is due; a batch where nothing ran means the rest
+        # belong to users that requests hold right now: leave them to the next sweep.
+        if claimed < batch_size or ran == 0:
+            return result
+
+
+@transaction.atomic(durable=True)
+def run_deactivation(row_id: int) -> str | None:
+    """Run one deactivation if it is due and still pending (a Celery ETA message's work).
+    Returns its new state, or None when there was nothing to do."""
+    rows = list(
+        _claim(
+            PendingDeactivation.objects.filter(
+                pk=row_id, state=DeactivationState.PENDING, due_at__lte=timezone.now()
+            )
+        )
+    )
+    result = SweepResult()
+    if not _run_rows(rows, result):
+        return None
+    return rows[0].state
+
+
+# --- the mass-deprovisioning guard -----------------------------------------------------------
+
+
+def guard_is_tripped(provider_id: int | None) -> bool:
+    if provider_id is None:
+        return False
+    return DeprovisionGuard.objects.filter(
+        provider_id=provider_id, state=GuardState.TRIPPED
+    ).exists()
+
+
+def guard_holds_provider(
+    provider: tuple[int | None, str],
+    *,
+    actor: Actor,
+    now,
+    scheduled: PendingDeactivation,
+) -> bool:
+    """Whether the provider's deactivations are held, tripping the guard when this deprovision
+    (``scheduled``, already saved) takes the provider past its threshold.
+
+    PRODUCT.md: more than max(share x the provider's users, minimum) deprovisions within an
+    hour. The hour starts again after an administrator confirms or cancels a trip, so a
+    confirmed wave does not trip it again.
+    """
+    provider_id, provider_label = provider
+    if provider_id is None:
+        return False
+    if guard_is_tripped(provider_id):
+        return True
+    since = now - settings.GATEHOUSE_GUARD_WINDOW
+    resolved = DeprovisionGuard.objects.filter(
+        provider_id=provider_id, resolved_at__gt=since
+    ).aggregate(last=Max("resolved_at"))["last"]
+    if resolved is not None:
+        since = resolved
+    in_window = PendingDeactivation.objects.filter(provider_id=provider_id, created_at__gt=since)
+    count = in_window.count()
+    if count <= settings.GATEHOUSE_GUARD_MIN:  # cheap exit: below the floor it cannot trip
+        return False
+    # The provider's users: those it links now, plus those deprovisioned in the window whose
+    # link a SCIM DELETE already removed.
+    users = (
+        User.objects.filter(provider_link__provider_id=provider_id).count()
+        + in_window.exclude(user__provider_link__provider_id=provider_id).count()
+    )
+    share = math.floor(settings.GATEHOUSE_GUARD_SHARE * users)
+    threshold = max(share, settings.GATEHOUSE_GUARD_MIN)
+    if count <= threshold:
+        return False
+    try:
+        with transaction.atomic():  # two requests may trip it at once: one row wins
+            DeprovisionGuard.objects.create(
+                provider_id=provider_id,
+                provider_label=provider_label,
+                window_started_at=since,
+                tripped_at=now,
+                deprovision_count=count,
+                threshold=threshold,
+            )
+    except IntegrityError:
+        return True
+    record.audit(
+        actor=actor,
+        action="deprovision_guard_tripped",
+        target_label=provider_label,
+        deprovisions=count,
+        threshold=threshold,
+        users=users,
+        since=since.isoformat(),
+    )
+    # Hold what is already scheduled for this provider, so the sync log and user_status show
+    # the hold at once rather than when each row comes due.
+    pending = (
+        PendingDeactivation.objects.select_for_update()
+        .filter(provider_id=provider_id, state=DeactivationState.PENDING)
+        .exclude(pk=scheduled.pk)
+        .select_related("user")
+    )
+    for row in pending:
+        row.state = DeactivationState.HELD
+        row.save(update_fields=["state"])
+        record.sync_change(
+            actor=actor,
+            user_id=row.user_id,
+            user_label=row.user.username,
+            change=SyncChange.DEACTIVATION_HELD,
+            attribute="deactivation",
+            old=row.due_at.isoformat(),
+            new="held",
+            provider_id=provider_id,
+            provider_label=provider_label,
+        )
+    return True
+
+
+def tripped_guard(provider_id: int) -> DeprovisionGuard | None:
+    return DeprovisionGuard.objects.filter(
+        provider_id=provider_id, state=GuardState.TRIPPED
+    ).first()
+
+
+def _resolve(provider_id: int, state: str, actor: Actor) -> DeprovisionGuard:
+    guard = (
+        DeprovisionGuard.objects.select_for_update()
+        .filter(provider_id=provider_id, state=GuardState.TRIPPED)
+        .first()
+    )
+    if guard is None:
+        raise services.LifecycleError("This provider's mass-deprovisioning guard is not tripped.")
+    guard.state = state
+    guard.resolved_at = timezone.now()
+    guard.resolved_by = actor.label
+    guard.save(update_fields=["state", "resolved_at", "resolved_by"])
+    return guard
+
+
+@transaction.atomic(durable=True)
+def confirm_guard(provider_id: int, *, actor: Actor) -> DeprovisionGuard:
+    """An administrator confirms the wave was intended: the held deactivations go back on the
+    schedule with their original due times (the next sweep runs those already due)."""
+    guard = _resolve(provider_id, GuardState.CONFIRMED, actor)
+    released = PendingDeactivation.objects.filter(
+        provider_id=provider_id, state=DeactivationState.HELD
+    ).update(state=DeactivationState.PENDING)
+    record.audit(
+        actor=actor,
+        action="deprovision_guard_confirmed",
+        target_label=guard.provider_label,
+        released=released,
+    )
+    return guard
+
+
+@transaction.atomic(durable=True)
+def cancel_guard(provider_id: int, *, actor: Actor) -> DeprovisionGuard:
+    """An administrator cancels the wave: every deprovision of it (scheduled since the guard's
+    window started) is cancelled and its user unblocked, as ``cancel_deprovision`` does. Held
+    deactivations scheduled before the wave go back on the schedule."""
+    guard = _resolve(provider_id, GuardState.CANCELLED, actor)
+    open_rows = PendingDeactivation.objects.filter(
+        provider_id=provider_id,
+        state__in=(
+            DeactivationState.PENDING,
+            DeactivationState.HELD,
+            DeactivationState.DEFERRED,
+        ),
+    )
+    wave = open_rows.filter(created_at__gte=guard.window_started_at)
+    user_ids = list(wave.values_list("user_id", flat=True))
+    for user in User.objects.filter(pk__in=user_ids).order_by("pk"):
+        services.cancel_deprovision(user, actor=actor)
+    requeued = open_rows.filter(
+        state=DeactivationState.HELD, created_at__lt=guard.window_started_at
+    ).update(state=DeactivationState.PENDING)
+    record.audit(
+        actor=actor,
+        action="deprovision_guard_cancelled",
+        target_label=guard.provider_label,
+        cancelled=len(user_ids),
+        requeued=requeued,
+    )
+    return guard

@@ -1,0 +1,434 @@
+"""A user's lifecycle: deprovision (block now, deactivate later), cancel, deactivate, reactivate,
+block, unblock and legal hold (PRODUCT.md "User status", "Deprovisioning").
+
+Each public function is one state change: it locks the user, writes it, its sync-log rows and
+its audit row in one transaction, and returns early, writing nothing, when the target state
+already holds. The sweep that runs due deactivations and the mass-deprovisioning guard live in
+``identity/deactivation.py``; the rule that decides what a due deactivation does is
+``_run_deactivation`` below, shared by both.
+
+Sync-log rows are written for every status and schedule change, whoever makes it, with the
+provider of the user (so a provider's sync log tells each of its users' whole story); the audit
+log says who acted.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import transaction
+from django.utils import timezone
+
+from synclog import record
+from synclog.models import SyncChange
+from synclog.record import Actor
+
+from .models import (
+    OPEN_DEACTIVATION_STATES,
+    DeactivationState,
+    PendingDeactivation,
+    User,
+    UserStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+# Delays up to this long also get a Celery ETA message so the deactivation runs on time rather
+# than at the next sweep. Longer ones rely on the sweep alone: Redis redelivers unacknowledged
+# messages after its visibility timeout (1 hour), and a worker holds ETA messages in memory.
+ETA_MESSAGE_MAX_DELAY = timedelta(minutes=50)
+
+
+class LifecycleError(ValueError):
+    """A status change that cannot be carried out; the message is for the operator."""
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def check_deactivation_delay(delay: timedelta) -> timedelta:
+    """PRODUCT.md: from 0 (immediate) up to 90 days; anything else is refused."""
+    if not isinstance(delay, timedelta) or not (
+        timedelta(0) <= delay <= settings.GATEHOUSE_MAX_DEACTIVATION_DELAY
+    ):
+        raise LifecycleError(
+            f"The deactivation delay must be between 0 (immediate) and 90 days, got {delay!r}."
+        )
+    return delay
+
+
+def _locked(user: User) -> User:
+    return User.objects.select_for_update().get(pk=user.pk)
+
+
+def _open_deactivation(user: User) -> PendingDeactivation | None:
+    # The partial unique constraint guarantees at most one.
+    return (
+        PendingDeactivation.objects.select_for_update()
+        .filter(user_id=user.pk, state__in=OPEN_DEACTIVATION_STATES)
+        .first()
+    )
+
+
+def _provider_of(
+    user: User, actor: Actor, row: PendingDeactivation | None = None
+) -> tuple[int | None, str]:
+    """The provider a sync row is filed under: the acting provider, else the one that scheduled
+    the deactivation, else the one that provisioned the user."""
+    if actor.provider_id is not None:
+        return actor.provider_id, actor.provider_label
+    if row is not None and (row.provider_id is not None or row.provider_label):
+        return row.provider_id, row.provider_label
+    try:
+        link = user.provider_link
+    except ObjectDoesNotExist:
+        return None, ""
+    return link.provider_id, link.provider.name
+
+
+def _sync(
+    user: User,
+    actor: Actor,
+    change: SyncChange,
+    provider: tuple[int | None, str],
+    *,
+    attribute: str = "status",
+    old=None,
+    new=None,
+) -> None:
+    record.sync_change(
+        actor=actor,
+        user_id=user.pk,
+        user_label=user.username,
+        change=change,
+        attribute=attribute,
+        old=old,
+        new=new,
+        provider_id=provider[0],
+        provider_label=provider[1],
+    )
+
+
+def _set_status(user: User, status: str, now) -> None:
+    user.status = status
+    user.updated_at = now
+    user.save(update_fields=["status", "updated_at"])
+
+
+def _close(row: PendingDeactivation, state: str, now) -> None:
+    row.state = state
+    finished = state in (DeactivationState.DONE, DeactivationState.CANCELLED)
+    row.finished_at = now if finished else None
+    row.save(update_fields=["state", "finished_at"])
+
+
+def requester_of(row: PendingDeactivation) -> Actor:
+    """Who a scheduled deactivation acts for: the provider credential that asked for it.
+    PRODUCT.md "Audit log": provisioning events name the provider's credential username."""
+    return Actor(
+        kind=row.requested_by_kind,
+        label=row.requested_by,
+        provider_id=row.provider_id,
+        provider_label=row.provider_label,
+        request_id=row.request_id,
+    )
+
+
+def _run_deactivation(
+    row: PendingDeactivation, user: User, *, actor: Actor, now, held: bool
+) -> str:
+    """A deactivation that is due now, on a locked user and row: the one rule of what happens.
+
+    - the provider's mass-deprovisioning guard is tripped → held, the user stays blocked;
+    - the user is on legal hold → deferred, the user stays blocked (PRODUCT.md);
+    - otherwise the user is deactivated.
+    Returns the row's new state.
+    """
+    provider = _provider_of(user, actor, row)
+    if held:
+        if user.status == UserStatus.ACTIVE:
+            _set_status(user, UserStatus.BLOCKED, now)
+            _sync(user, actor, SyncChange.USER_BLOCKED, provider, old="active", new="blocked")
+        _close(row, DeactivationState.HELD, now)
+        _sync(
+            user, actor, SyncChange.DEACTIVATION_HELD, provider, attribute="deactivation",
+            old=row.due_at.isoformat(), new="held",
+        )  # fmt: skip
+        return DeactivationState.HELD
+    if user.legal_hold:
+        if user.status == UserStatus.ACTIVE:
+            _set_status(user, UserStatus.BLOCKED, now)
+            _sync(user, actor, SyncChange.USER_BLOCKED, provider, old="active", new="blocked")
+        _close(row, DeactivationState.DEFERRED, now)
+        _sync(
+            user, actor, SyncChange.DEACTIVATION_DEFERRED, provider, attribute="deactivation",
+            old=row.due_at.isoformat(), new="deferred (legal hold)",
+        )  # fmt: skip
+        return DeactivationState.DEFERRED
+    old = user.status
+    _set_status(user, UserStatus.DEACTIVATED, now)
+    _close(row, DeactivationState.DONE, now)
+    _sync(user, actor, SyncChange.USER_DEACTIVATED, provider, old=old, new="deactivated")
+    record.audit(
+        actor=actor,
+        action="user_deactivated",
+        target_label=user.username,
+        scheduled_at=row.created_at.isoformat(),
+        due_at=row.due_at.isoformat(),
+    )
+    return DeactivationState.DONE
+
+
+def _send_eta_message(row_id: int, due_at, delay: timedelta) -> None:
+    """After commit: ask a worker to run this deactivation at its due time. Only a nudge: the
+    row decides, and the periodic sweep runs it anyway if this message is lost."""
+    if delay > ETA_MESSAGE_MAX_DELAY:
+        return
+    from .tasks import run_deactivation  # tasks import services; import here, not at the top
+
+    try:
+        run_deactivation.apply_async((row_id,), eta=due_at, retry=False)
+    except Exception:  # a broker outage must not fail the request that already committed
+        logger.warning("could not queue deactivation %s; the sweep will run it", row_id)
+
+
+# --- provider-facing (called inside the SCIM layer's transaction) -----------------------------
+
+
+def deprovision(user: User, *, actor: Actor, delay: timedelta) -> User:
+    """The provider said active=false, or DELETEd the user: block now and schedule the
+    deactivation at now + ``delay``; a delay of 0 deactivates now.
+
+    No-op when the user is already deactivated or already has a scheduled (pending, deferred or
+    held) deactivation. A user an administrator blocked by hand gets the schedule, with no
+    second "blocked" row. Deprovisions count towards the provider's mass-deprovisioning guard.
+    """
+    # Checked before the transaction: with savepoint=False an error raised inside would break
+    # the caller's transaction, and a bad delay is the caller's input error to report.
+    check_deactivation_delay(delay)
+    return _deprovision(user, actor=actor, delay=delay)
+
+
+@transaction.atomic(savepoint=False)
+def _deprovision(user: User, *, actor: Actor, delay: timedelta) -> User:
+    from .deactivation import guard_holds_provider  # the guard builds on these services
+
+    user = _locked(user)
+    if user.status == UserStatus.DEACTIVATED or _open_deactivation(user) is not None:
+        return user
+    now = timezone.now()
+    provider = _provider_of(user, actor)
+    row = PendingDeactivation.objects.create(
+        user=user,
+        provider_id=provider[0],
+        provider_label=provider[1],
+        requested_by_kind=actor.kind,
+        requested_by=actor.label,
+        request_id=actor.request_id,
+        created_at=now,
+        due_at=now + delay,
+    )
+    held = guard_holds_provider(provider, actor=actor, now=now, scheduled=row)
+    if delay == timedelta(0):
+        _run_deactivation(row, user, actor=actor, now=now, held=held)
+        return user
+    old = user.status
+    if old == UserStatus.ACTIVE:
+        _set_status(user, UserStatus.BLOCKED, now)
+        _sync(user, actor, SyncChange.USER_BLOCKED, provider, old=old, new="blocked")
+    _sync(
+        user, actor, SyncChange.DEACTIVATION_SCHEDULED, provider, attribute="deactivation",
+        new=row.due_at.isoformat(),
+    )  # fmt: skip
+    if held:
+        _close(row, DeactivationState.HELD, now)
+        _sync(
+            user, actor, SyncChange.DEACTIVATION_HELD, provider, attribute="deactivation",
+            old=row.due_at.isoformat(), new="held",
+        )  # fmt: skip
+    record.audit(
+        actor=actor,
+        action="user_deprovisioned",
+        target_label=user.username,
+        old=old,
+        new=user.status,
+        due_at=row.due_at.isoformat(),
+    )
+    if not held:
+        transaction.on_commit(lambda: _send_eta_message(row.pk, row.due_at, delay))
+    return user
+
+
+@transaction.atomic(savepoint=False)
+def cancel_deprovision(user: User, *, actor: Actor) -> User:
+    """Cancel the user's scheduled (pending, deferred or held) deactivation and unblock it:
+    the provider said active=true during the delay, or an administrator unblocked the user.
+
+    No-op when nothing is scheduled (a user an administrator blocked by hand stays blocked
+    when its provider resends active=true).
+    """
+    user = _locked(user)
+    row = _open_deactivation(user)
+    if row is None:
+        return user
+    now = timezone.now()
+    provider = _provider_of(user, actor, row)
+    was = row.state
+    _close(row, DeactivationState.CANCELLED, now)
+    _sync(
+        user, actor, SyncChange.DEACTIVATION_CANCELLED, provider, attribute="deactivation",
+        old=row.due_at.isoformat() if was == DeactivationState.PENDING else was, new="cancelled",
+    )  # fmt: skip
+    old = user.status
+    if old == UserStatus.BLOCKED:
+        _set_status(user, UserStatus.ACTIVE, now)
+        _sync(user, actor, SyncChange.USER_UNBLOCKED, provider, old=old, new="active")
+    record.audit(
+        actor=actor,
+        action="deactivation_cancelled",
+        target_label=user.username,
+        old=old,
+        new=user.status,
+        deactivation=was,
+    )
+    return user
+
+
+@transaction.atomic(savepoint=False)
+def reactivate(user: User, *, actor: Actor) -> User:
+    """A deactivated user becomes active again (provider active=true, or an administrator).
+    No-op for a user that is not deactivated."""
+    user = _locked(user)
+    if user.status != UserStatus.DEACTIVATED:
+        return user
+    now = timezone.now()
+    _set_status(user, UserStatus.ACTIVE, now)
+    _sync(
+        user, actor, SyncChange.USER_REACTIVATED, _provider_of(user, actor),
+        old="deactivated", new="active",
+    )  # fmt: skip
+    record.audit(actor=actor, action="user_reactivated", target_label=user.username)
+    return user
+
+
+def apply_provider_active(user: User, *, active: bool, actor: Actor, delay: timedelta) -> User:
+    """What a provider's ``active`` value means for the user (SCIM PUT/PATCH):
+
+    - false → ``deprovision`` (no-op when already scheduled or deactivated);
+    - true and a deactivation is scheduled → ``cancel_deprovision``;
+    - true and deactivated → ``reactivate``;
+    - true otherwise → no-op (a user blocked by hand stays blocked).
+    """
+    if not active:
+        return deprovision(user, actor=actor, delay=delay)
+    return _apply_active_true(user, actor=actor)
+
+
+@transaction.atomic(savepoint=False)
+def _apply_active_true(user: User, *, actor: Actor) -> User:
+    user = _locked(user)
+    if user.status == UserStatus.DEACTIVATED:
+        return reactivate(user, actor=actor)
+    if _open_deactivation(user) is not None:
+        return cancel_deprovision(user, actor=actor)
+    return user
+
+
+# --- console- and command-facing ------------------------------------------------------------
+
+
+@transaction.atomic(durable=True)
+def block(user: User, *, actor: Actor, reason: str = "") -> User:
+    """Block by hand: the user cannot sign in; nothing is scheduled."""
+    user = _locked(user)
+    if user.status == UserStatus.DEACTIVATED:
+        raise LifecycleError(f"{user.username} is deactivated; reactivate it first.")
+    if user.status == UserStatus.BLOCKED:
+        return user
+    now = timezone.now()
+    _set_status(user, UserStatus.BLOCKED, now)
+    _sync(
+        user, actor, SyncChange.USER_BLOCKED, _provider_of(user, actor),
+        old="active", new="blocked",
+    )  # fmt: skip
+    record.audit(actor=actor, action="user_blocked", target_label=user.username, reason=reason)
+    return user
+
+
+@transaction.atomic(durable=True)
+def unblock(user: User, *, actor: Actor) -> User:
+    """Unblock by hand. PRODUCT.md: this also cancels a scheduled deactivation."""
+    user = _locked(user)
+    if user.status == UserStatus.DEACTIVATED:
+        raise LifecycleError(f"{user.username} is deactivated; reactivate it instead.")
+    if _open_deactivation(user) is not None:
+        return cancel_deprovision(user, actor=actor)
+    if user.status == UserStatus.ACTIVE:
+        return user
+    now = timezone.now()
+    _set_status(user, UserStatus.ACTIVE, now)
+    _sync(
+        user, actor, SyncChange.USER_UNBLOCKED, _provider_of(user, actor),
+        old="blocked", new="active",
+    )  # fmt: skip
+    record.audit(actor=actor, action="user_unblocked", target_label=user.username)
+    return user
+
+
+@transaction.atomic(durable=True)
+def deactivate(user: User, *, actor: Actor) -> User:
+    """An administrator deactivates at once, with no delay (PRODUCT.md). A scheduled
+    deactivation is marked done by it. Refused for a user on legal hold: release it first."""
+    user = _locked(user)
+    if user.status == UserStatus.DEACTIVATED:
+        return user
+    if user.legal_hold:
+        raise LifecycleError(
+            f"{user.username} is on legal hold and cannot be deactivated; release the hold first."
+        )
+    now = timezone.now()
+    row = _open_deactivation(user)
+    provider = _provider_of(user, actor, row)
+    if row is not None:
+        _close(row, DeactivationState.DONE, now)
+    old = user.status
+    _set_status(user, UserStatus.DEACTIVATED, now)
+    _sync(user, actor, SyncChange.USER_DEACTIVATED, provider, old=old, new="deactivated")
+    record.audit(actor=actor, action="user_deactivated", target_label=user.username, old=old)
+    return user
+
+
+@transaction.atomic(durable=True)
+def place_legal_hold(user: User, *, actor: Actor) -> User:
+    """While on legal hold a user's deactivation is deferred; the user stays blocked."""
+    user = _locked(user)
+    if user.legal_hold:
+        return user
+    user.legal_hold = True
+    user.updated_at = timezone.now()
+    user.save(update_fields=["legal_hold", "updated_at"])
+    record.audit(actor=actor, action="legal_hold_placed", target_label=user.username)
+    return user
+
+
+@transaction.atomic(durable=True)
+def release_legal_hold(user: User, *, actor: Actor) -> User:
+    """Release the hold. PRODUCT.md: a deactivation the hold deferred runs now (unless the
+    provider's mass-deprovisioning guard holds it)."""
+    from .deactivation import guard_is_tripped
+
+    user = _locked(user)
+    if not user.legal_hold:
+        return user
+    now = timezone.now()
+    user.legal_hold = False
+    user.updated_at = now
+    user.save(update_fields=["legal_hold", "updated_at"])
+    record.audit(actor=actor, action="legal_hold_released", target_label=user.username)
+    row = _open_deactivation(user)
+    if row is not None and row.state == DeactivationState.DEFERRED:
+        _run_deactivation(row, user, actor=actor, now=now, held=guard_is_tripped(row.provider_id))
+    return user
