@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from . import views
+from . import group_views, views
 
 app_name = "scim"
 
@@ -16,4 +16,8 @@ urlpatterns = [
     re_path(_base + r"Schemas/(?P<schema_id>[^/]+)/?$", views.SchemasView.as_view()),
     re_path(_base + r"Users/?$", views.UsersView.as_view(), name="users"),
     re_path(_base + r"Users/(?P<scim_id>[^/]+)/?$", views.UserDetailView.as_view(), name="user"),
+    re_path(_base + r"Groups/?$", group_views.GroupsView.as_view(), name="groups"),
+    re_path(
+        _base + r"Groups/(?P<scim_id>[^/]+)/?$", group_views.GroupDetailView.as_view(), name="group"
+    ),
 ]

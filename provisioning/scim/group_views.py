@@ -1,0 +1,162 @@
+"""SCIM 2.0 Groups endpoints (RFC 7644) under ``/scim/v2/<provider-slug>/Groups``.
+
+Same shape as the Users views (provisioning/scim/views.py), whose paging, ETag and
+precondition helpers they reuse: scoped by ``provider_groups`` (the security boundary),
+filtered, counted and paged in SQL, written through ``provisioning.group_sync`` inside one
+transaction per request.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Prefetch
+from django.http import HttpResponse
+from rest_framework.response import Response
+
+from provisioning import group_sync, user_sync
+from provisioning.models import GroupMembership, ScimGroup
+from provisioning.selectors import provider_groups
+
+from . import errors, filters
+from .base import ScimView, list_response, project
+from .groups import GroupAdapter, etag, member_resource, to_resource
+from .views import _check_if_match, _not_modified, _uuid, page_of
+
+
+def _members_excluded(request) -> bool:
+    """Entra lists groups with ``excludedAttributes=members``; Okta may ask for
+    ``attributes=displayName``: either way the member query is not run."""
+    excluded = {
+        name.strip().lower()
+        for name in (request.query_params.get("excludedAttributes") or "").split(",")
+    }
+    included = {
+        name.strip().lower().split(".")[0]
+        for name in (request.query_params.get("attributes") or "").split(",")
+        if name.strip()
+    }
+    return "members" in excluded or bool(included and "members" not in included)
+
+
+class GroupResourceMixin:
+    def groups_by_ids(self, ids: list[int]) -> list[ScimGroup]:
+        """The page's groups in ``ids`` order, their members in one more query (no N+1)."""
+        queryset = ScimGroup.objects.filter(id__in=ids)
+        if not _members_excluded(self.request):
+            # Only users this provider still provisions are members (a user DELETEd through
+            # /Users leaves the group at once).
+            memberships = (
+                GroupMembership.objects.filter(user__provider_link__provider=self.provider)
+                .select_related("user", "user__provider_link")
+                .order_by("id")
+            )
+            queryset = queryset.prefetch_related(
+                Prefetch("memberships", queryset=memberships, to_attr="visible_memberships")
+            )
+        by_id = {group.id: group for group in queryset}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def render(self, groups: list[ScimGroup]) -> list[dict]:
+        base = self.provider.base_url
+        resources = []
+        for group in groups:
+            members = None
+            if hasattr(group, "visible_memberships"):
+                members = [member_resource(m, base) for m in group.visible_memberships]
+            resources.append(project(to_resource(group, base, members), self.request))
+        return resources
+
+    def get_group(self, scim_id: str, *, for_update: bool = False) -> ScimGroup:
+        key = _uuid(scim_id)
+        queryset = provider_groups(self.provider).select_related("provider")
+        if for_update:
+            queryset = queryset.select_for_update(of=("self",))
+        group = queryset.filter(scim_id=key).first() if key else None
+        if group is None:
+            raise errors.NotFound(f"Group {scim_id!r} not found.")
+        return group
+
+    def respond(self, group: ScimGroup, status: int = 200) -> Response:
+        group = self.groups_by_ids([group.id])[0]
+        response = Response(self.render([group])[0], status=status)
+        response["ETag"] = etag(group)
+        if status == 201:
+            response["Location"] = f"{self.provider.base_url}/Groups/{group.scim_id}"
+        return response
+
+
+def _group_error(exc: user_sync.ProvisioningError) -> errors.ScimError:
+    if exc.kind == "conflict":
+        return errors.Uniqueness(str(exc))
+    return errors.InvalidValue(str(exc))
+
+
+def _state_of(group: ScimGroup) -> dict:
+    return {
+        "display_name": group.display_name,
+        "external_id": group.external_id,
+        "members": list(group_sync.current_members(group)),
+    }
+
+
+class GroupsView(GroupResourceMixin, ScimView):
+    def get(self, request, provider_slug):
+        total, start, ids = page_of(
+            provider_groups(self.provider), request, filters.GROUP_FILTER_ATTRIBUTES
+        )
+        return Response(list_response(self.render(self.groups_by_ids(ids)), total, start))
+
+    def post(self, request, provider_slug):
+        adapter = GroupAdapter.from_resource(self.json_body())
+        try:
+            with transaction.atomic():
+                group = group_sync.create_group(
+                    self.provider, adapter.state, referenced=adapter.referenced, actor=self.actor
+                )
+        except user_sync.ProvisioningError as exc:
+            raise _group_error(exc) from None
+        return self.respond(group, status=201)
+
+
+class GroupDetailView(GroupResourceMixin, ScimView):
+    def get(self, request, provider_slug, scim_id):
+        group = self.get_group(scim_id)
+        if _not_modified(request, etag(group)):
+            return HttpResponse(status=304, headers={"ETag": etag(group)})
+        return self.respond(group)
+
+    def put(self, request, provider_slug, scim_id):
+        body = self.json_body()
+        try:
+            with transaction.atomic():
+                group = self.get_group(scim_id, for_update=True)
+                _check_if_match(request, etag(group))
+                adapter = GroupAdapter.from_resource(body, scim_id=str(group.scim_id))
+                group = group_sync.update_group(
+                    group, adapter.state, referenced=adapter.referenced, actor=self.actor
+                )
+        except user_sync.ProvisioningError as exc:
+            raise _group_error(exc) from None
+        return self.respond(group)
+
+    def patch(self, request, provider_slug, scim_id):
+        body = self.json_body()
+        try:
+            with transaction.atomic():
+                group = self.get_group(scim_id, for_update=True)
+                _check_if_match(request, etag(group))
+                adapter = GroupAdapter(_state_of(group), scim_id=str(group.scim_id))
+                adapter.apply_patch(body)
+                group = group_sync.update_group(
+                    group, adapter.state, referenced=adapter.referenced, actor=self.actor
+                )
+        except user_sync.ProvisioningError as exc:
+            raise _group_error(exc) from None
+        return self.respond(group)
+
+    def delete(self, request, provider_slug, scim_id):
+        with transaction.atomic():
+            group = self.get_group(scim_id, for_update=True)
+            _check_if_match(request, etag(group))
+            group_sync.remove_group(group, actor=self.actor)
+        return Response(status=204)

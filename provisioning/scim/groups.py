@@ -1,0 +1,229 @@
+"""SCIM Group resources: parse what an IdP sends into a staged state, render a group back.
+
+Like ``users.UserAdapter``, ``GroupAdapter`` only *stages*: ``state`` is the group's whole
+desired state (displayName, externalId, the SCIM ids of its members) and ``referenced`` every
+member id the request named, so ``provisioning.group_sync`` can refuse the whole request when
+one of them is not a user this provider provisioned (a member must never drift silently).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from provisioning.models import GroupMembership, ScimGroup
+
+from . import errors
+from .schema import CORE_GROUP
+from .users import coerce_string, parse_value_filter
+
+_CORE_PREFIX = CORE_GROUP.lower() + ":"
+# Keys a resource body may carry that are not group attributes Gatehouse writes.
+_READ_ONLY = {"schemas", "meta"}
+
+
+def canonical_id(value: str) -> str:
+    """A member id in canonical UUID form, so ``ABC…`` and ``abc…`` name the same user; an id
+    that is no UUID stays as sent (the service rejects it, naming it)."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return value
+
+
+def member_ids(value: Any, name: str = "members") -> list[str]:
+    """``[{"value": "<id>", "display": …}, …]`` (or one such object) → the ids, in order."""
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        raise errors.InvalidValue(f"{name} must be a list of objects with a value.")
+    ids = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("value"), str):
+            raise errors.InvalidValue(f"Each of {name} needs a string value (the user's id).")
+        ids.append(canonical_id(item["value"].strip()))
+    return ids
+
+
+def _attribute(key: str) -> str:
+    """A lower-cased top-level attribute name; the core Group schema URI may prefix it."""
+    lowered = key.strip().lower()
+    return lowered.removeprefix(_CORE_PREFIX)
+
+
+class GroupAdapter:
+    """Stages a group's SCIM state: ``display_name``, ``external_id``, ``members``."""
+
+    def __init__(self, state: dict[str, Any], *, scim_id: str | None = None):
+        self.state = {**state, "members": list(state["members"])}
+        self.scim_id = scim_id
+        self.referenced: list[str] = []
+
+    # --- full resources (POST, PUT) ---------------------------------------------------------
+    @classmethod
+    def from_resource(cls, body: Any, *, scim_id: str | None = None) -> GroupAdapter:
+        """A fresh state from a whole resource: PUT replaces displayName, externalId and
+        members (left out = cleared, RFC 7644 §3.5.1)."""
+        if not isinstance(body, dict):
+            raise errors.InvalidSyntax("The request body must be a JSON object.")
+        adapter = cls({"display_name": "", "external_id": "", "members": []}, scim_id=scim_id)
+        for key, value in body.items():
+            attribute = _attribute(key)
+            if attribute == "displayname":
+                adapter.set_display_name(value)
+            elif attribute == "externalid":
+                adapter.state["external_id"] = coerce_string(value, "externalId")
+            elif attribute == "members":
+                adapter.replace_members([] if value is None else member_ids(value))
+            # RFC 7644 §3.3: other attributes (id, meta, schemas, unknown ones) are ignored.
+        if not adapter.state["display_name"]:
+            raise errors.InvalidValue("displayName is required.")
+        return adapter
+
+    # --- staging ----------------------------------------------------------------------------
+    def set_display_name(self, value: Any) -> None:
+        name = coerce_string(value, "displayName")
+        if not name:
+            raise errors.InvalidValue("displayName is required and cannot be empty.")
+        self.state["display_name"] = name
+
+    def add_members(self, ids: list[str]) -> None:
+        self.referenced.extend(ids)
+        present = set(self.state["members"])
+        for member in ids:
+            if member not in present:
+                self.state["members"].append(member)
+                present.add(member)
+
+    def remove_members(self, ids: list[str]) -> None:
+        self.referenced.extend(ids)
+        gone = set(ids)
+        self.state["members"] = [m for m in self.state["members"] if m not in gone]
+
+    def replace_members(self, ids: list[str]) -> None:
+        self.referenced.extend(ids)
+        self.state["members"] = list(dict.fromkeys(ids))
+
+    # --- PATCH ------------------------------------------------------------------------------
+    def apply_patch(self, body: Any) -> None:
+        if not isinstance(body, dict) or not isinstance(body.get("Operations"), list):
+            raise errors.InvalidSyntax("A PATCH body needs an Operations list (RFC 7644 §3.5.2).")
+        if not body["Operations"]:
+            raise errors.InvalidValue("A PATCH body needs at least one operation.")
+        for operation in body["Operations"]:
+            if not isinstance(operation, dict) or not isinstance(operation.get("op"), str):
+                raise errors.InvalidSyntax("Each operation needs an op.")
+            op = operation["op"].lower()  # RFC 7644 §3.5.2; Entra sends "Add", "Remove"
+            if op not in ("add", "replace", "remove"):
+                raise errors.InvalidSyntax(f"Unknown PATCH op {operation['op']!r}.")
+            path = operation.get("path")
+            value = operation.get("value")
+            if path in (None, ""):
+                self._apply_pathless(op, value)
+            elif not isinstance(path, str):
+                raise errors.InvalidPath("path must be a string.")
+            else:
+                self._apply_path_op(op, path, value)
+
+    def _apply_pathless(self, op: str, value: Any) -> None:
+        if op == "remove":
+            raise errors.NoTarget("A remove operation needs a path.")
+        # Okta: {"op":"replace","value":{"id":"<group id>","displayName":"New"}}
+        if not isinstance(value, dict):
+            raise errors.InvalidValue("An operation without a path needs an object value.")
+        for key, inner in value.items():
+            attribute = _attribute(key)
+            if attribute == "id":
+                # Okta resends the group's own id; any other id is an attempt to change it.
+                if self.scim_id is None or canonical_id(str(inner)) != self.scim_id:
+                    raise errors.Mutability("id is read-only and cannot be changed.")
+                continue
+            if attribute in _READ_ONLY:
+                continue
+            self._apply_path_op(op, key, inner)
+
+    def _apply_path_op(self, op: str, path: str, value: Any) -> None:
+        attribute, member_filter = _parse_group_path(path)
+        if attribute == "displayname":
+            if op == "remove":
+                raise errors.InvalidValue("displayName is required and cannot be removed.")
+            self.set_display_name(value)
+        elif attribute == "externalid":
+            self.state["external_id"] = "" if op == "remove" else coerce_string(value, "externalId")
+        elif member_filter is not None:
+            # Okta: {"op":"remove","path":"members[value eq \"<id>\"]"}
+            if op != "remove":
+                raise errors.InvalidPath(
+                    f"Only remove is supported on a filtered members path, not {op!r}."
+                )
+            self.remove_members([canonical_id(member_filter)])
+        elif op == "remove" and value is None:
+            self.remove_members(list(self.state["members"]))  # remove all (RFC 7644 §3.5.2.2)
+        elif op == "remove":
+            # Entra: {"op":"Remove","path":"members","value":[{"value":"<id>"}]}
+            self.remove_members(member_ids(value))
+        elif op == "add":
+            ids = member_ids(value)
+            if not ids:
+                raise errors.InvalidValue("An add to members needs at least one member.")
+            self.add_members(ids)
+        else:
+            self.replace_members([] if value is None else member_ids(value))
+
+
+def _parse_group_path(path: str) -> tuple[str, str | None]:
+    """``(attribute, member id)`` of a group PATCH path: ``displayName``, ``externalId``,
+    ``members``, or ``members[value eq "<id>"]``. Anything else is ``invalidPath``."""
+    text = path.strip()
+    member_filter = None
+    if text.endswith("]") and "[" in text:
+        text, _, inner = text[:-1].partition("[")
+        if _attribute(text) != "members":
+            raise errors.InvalidPath(f"Unsupported path {path!r}.")
+        filter_attribute, member_filter = parse_value_filter(inner, path)
+        if filter_attribute != "value":
+            raise errors.InvalidFilter(
+                f"Members can only be selected by value (the user's id), not in {path!r}."
+            )
+    attribute = _attribute(text)
+    if attribute not in ("displayname", "externalid", "members"):
+        raise errors.InvalidPath(f"Unknown attribute path {path!r}.")
+    return attribute, member_filter
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def etag(group: ScimGroup) -> str:
+    return f'W/"{group.version}"'
+
+
+def member_resource(membership: GroupMembership, base_url: str) -> dict:
+    """A member as RFC 7643 §4.2 has it; ``membership.user.provider_link`` must be loaded."""
+    scim_id = str(membership.user.provider_link.scim_id)
+    return {
+        "value": scim_id,
+        "$ref": f"{base_url}/Users/{scim_id}",
+        "display": membership.user.username,
+        "type": "User",
+    }
+
+
+def to_resource(group: ScimGroup, base_url: str, members: list[dict] | None) -> dict:
+    """The SCIM representation of a group. ``members`` None leaves them out (not asked
+    for); an empty list is left out too (RFC 7643 §2.5: unassigned and null are equivalent)."""
+    scim_id = str(group.scim_id)
+    resource: dict[str, Any] = {"schemas": [CORE_GROUP], "id": scim_id}
+    if group.external_id:
+        resource["externalId"] = group.external_id
+    resource["displayName"] = group.display_name
+    if members:
+        resource["members"] = members
+    resource["meta"] = {
+        "resourceType": "Group",
+        "created": group.created_at.isoformat(),
+        "lastModified": group.updated_at.isoformat(),
+        "location": f"{base_url}/Groups/{scim_id}",
+        "version": etag(group),
+    }
+    return resource

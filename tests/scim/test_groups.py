@@ -1,0 +1,682 @@
+"""SCIM Groups (RFC 7643 §4.2, RFC 7644 §3): create, read, list, PUT, PATCH in the shapes
+Okta and Entra send, DELETE; membership never drifts silently."""
+
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from identity.models import User
+from provisioning.models import GroupMembership, ProviderUser, ScimGroup
+from synclog.models import AuditLogEntry, SyncLogEntry
+from tests.identity.factories import UserFactory
+from tests.scim.conftest import new_user, payload
+
+pytestmark = pytest.mark.django_db
+
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def filled(name: str, **values) -> dict:
+    """A stored IdP payload with its ``{placeholders}`` replaced by this test's ids."""
+    text = json.dumps(payload(name))
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", str(value))
+    return json.loads(text)
+
+
+def patch_body(*operations) -> dict:
+    return {"schemas": [PATCH_OP], "Operations": list(operations)}
+
+
+def make_users(scim, count: int, first: int = 1) -> list[str]:
+    ids = []
+    for n in range(first, first + count):
+        r = scim.post("/Users", new_user(n))
+        assert r.status_code == 201, r.content
+        ids.append(r.json()["id"])
+    return ids
+
+
+def make_group(scim, name: str = "Engineering", members=(), **extra) -> dict:
+    body = {"schemas": [GROUP], "displayName": name, **extra}
+    if members:
+        body["members"] = [{"value": m} for m in members]
+    r = scim.post("/Groups", body)
+    assert r.status_code == 201, r.content
+    return r.json()
+
+
+def member(scim, scim_id: str) -> dict:
+    link = ProviderUser.objects.select_related("user").get(scim_id=scim_id)
+    return {
+        "value": scim_id,
+        "$ref": f"{scim.provider.base_url}/Users/{scim_id}",
+        "display": link.user.username,
+        "type": "User",
+    }
+
+
+def expected_group(scim, scim_id: str, members=()) -> dict:
+    group = ScimGroup.objects.get(scim_id=scim_id)
+    body = {"schemas": [GROUP], "id": scim_id}
+    if group.external_id:
+        body["externalId"] = group.external_id
+    body["displayName"] = group.display_name
+    if members:
+        body["members"] = [member(scim, m) for m in members]
+    body["meta"] = {
+        "resourceType": "Group",
+        "created": group.created_at.isoformat(),
+        "lastModified": group.updated_at.isoformat(),
+        "location": f"{scim.provider.base_url}/Groups/{scim_id}",
+        "version": f'W/"{group.version}"',
+    }
+    return body
+
+
+def member_ids(scim_id: str) -> list[str]:
+    return [
+        str(link)
+        for link in GroupMembership.objects.filter(group__scim_id=scim_id)
+        .order_by("id")
+        .values_list("user__provider_link__scim_id", flat=True)
+    ]
+
+
+def rows_after(mark: int) -> list[tuple]:
+    """The sync-log rows written after ``mark`` (the highest id before the request)."""
+    return [
+        (r.change_type, r.user_label, r.attribute, r.old_value, r.new_value)
+        for r in SyncLogEntry.objects.filter(id__gt=mark).order_by("id")
+    ]
+
+
+def last_row_id() -> int:
+    return SyncLogEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def snapshot() -> tuple:
+    """Everything a rejected group request must leave as it was."""
+    return (
+        sorted(GroupMembership.objects.values_list("group_id", "user_id")),
+        sorted(ScimGroup.objects.values_list("id", "display_name", "external_id", "version")),
+        SyncLogEntry.objects.count(),
+        AuditLogEntry.objects.count(),
+    )
+
+
+def username(scim_id: str) -> str:
+    return ProviderUser.objects.get(scim_id=scim_id).user.username
+
+
+def assert_error(r, status: int, scim_type: str | None, *fragments: str) -> None:
+    assert r.status_code == status, r.content
+    body = r.json()
+    assert body["schemas"] == [ERROR], body
+    assert body["status"] == str(status), body
+    assert body.get("scimType") == scim_type, body
+    for fragment in fragments:
+        assert fragment in body["detail"], body
+
+
+# --- create ---------------------------------------------------------------------------------
+
+
+def test_create_group_with_members_returns_whole_body_location_etag_and_logs(scim):
+    alice, bob = make_users(scim, 2)
+    mark = last_row_id()
+    r = scim.post(
+        "/Groups",
+        {
+            "schemas": [GROUP],
+            "displayName": "Engineering",
+            "externalId": "okta-grp-1",
+            "members": [{"value": alice, "display": "x"}, {"value": bob}],
+        },
+    )
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert body == expected_group(scim, body["id"], [alice, bob])
+    assert body["meta"]["version"] == 'W/"1"'
+    assert r["Location"] == f"{scim.provider.base_url}/Groups/{body['id']}"
+    assert r["ETag"] == 'W/"1"'
+    assert rows_after(mark) == [
+        ("group_added", "Engineering", "displayName", "", "Engineering"),
+        ("group_membership_changed", username(alice), "groups", "", "Engineering"),
+        ("group_membership_changed", username(bob), "groups", "", "Engineering"),
+    ]
+    row = SyncLogEntry.objects.get(id__gt=mark, user_label=username(alice))
+    assert row.provider_id == scim.provider.pk
+    assert row.provider_label == scim.provider.name
+    assert row.user_id == User.objects.get(username=username(alice)).pk
+    assert row.request_id
+    audit = AuditLogEntry.objects.get(action="group_added")
+    assert audit.actor_label == scim.provider.credential_username
+    assert audit.target_label == "Engineering"
+
+
+def test_okta_create_group_payload(scim):
+    r = scim.post("/Groups", payload("okta/group_create"))
+    assert r.status_code == 201, r.content
+    assert r.json() == expected_group(scim, r.json()["id"])
+
+
+def test_entra_create_group_payload_keeps_external_id(scim):
+    r = scim.post("/Groups", payload("entra/group_create"))
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert body["externalId"] == "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159"
+    assert body == expected_group(scim, body["id"])
+
+
+def test_create_group_without_display_name_is_400_and_writes_nothing(scim):
+    before = snapshot()
+    r = scim.post("/Groups", {"schemas": [GROUP], "members": []})
+    assert_error(r, 400, "invalidValue", "displayName")
+    assert snapshot() == before
+
+
+def test_create_group_with_unknown_member_is_400_and_creates_nothing(scim):
+    (alice,) = make_users(scim, 1)
+    unknown = "0b7e8a4c-3d8e-4d6a-9c1e-2f1f9d0a7b11"
+    before = snapshot()
+    r = scim.post(
+        "/Groups",
+        {"displayName": "Eng", "members": [{"value": alice}, {"value": unknown}]},
+    )
+    assert_error(r, 400, "invalidValue", unknown)
+    assert snapshot() == before
+
+
+# --- read and list --------------------------------------------------------------------------
+
+
+def test_get_group_returns_whole_body_and_etag(scim):
+    (alice,) = make_users(scim, 1)
+    group = make_group(scim, members=[alice])
+    r = scim.get(f"/Groups/{group['id']}")
+    assert r.status_code == 200, r.content
+    assert r.json() == expected_group(scim, group["id"], [alice])
+    assert r["ETag"] == 'W/"1"'
+
+
+def test_get_with_current_if_none_match_is_304(scim):
+    group = make_group(scim)
+    r = scim.get(f"/Groups/{group['id']}", HTTP_IF_NONE_MATCH='W/"1"')
+    assert r.status_code == 304, r.content
+    assert r["ETag"] == 'W/"1"'
+    r = scim.get(f"/Groups/{group['id']}", HTTP_IF_NONE_MATCH='W/"0"')
+    assert r.status_code == 200, r.content
+
+
+def test_get_unknown_or_malformed_group_id_is_404(scim):
+    assert_error(scim.get("/Groups/0b7e8a4c-3d8e-4d6a-9c1e-2f1f9d0a7b11"), 404, None)
+    assert_error(scim.get("/Groups/not-a-uuid"), 404, None)
+
+
+def test_okta_filter_display_name_eq_finds_the_group_case_insensitively(scim):
+    group = make_group(scim, "Engineering")
+    make_group(scim, "Sales")
+    r = scim.get('/Groups?filter=displayName eq "engineering"')
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert body["totalResults"] == 1, body
+    assert body["Resources"] == [expected_group(scim, group["id"])]
+    r = scim.get('/Groups?filter=displayName eq "Marketing"')
+    assert r.status_code == 200, r.content
+    assert r.json()["totalResults"] == 0
+    assert r.json()["Resources"] == []
+
+
+def test_filter_by_external_id_and_id(scim):
+    group = make_group(scim, "Engineering", externalId="ext-eng")
+    make_group(scim, "Sales", externalId="ext-sales")
+    r = scim.get('/Groups?filter=externalId eq "ext-eng"')
+    assert [g["id"] for g in r.json()["Resources"]] == [group["id"]], r.content
+    r = scim.get(f'/Groups?filter=id eq "{group["id"]}"')
+    assert [g["id"] for g in r.json()["Resources"]] == [group["id"]], r.content
+
+
+def test_filter_by_member_value_in_both_shapes(scim):
+    alice, bob = make_users(scim, 2)
+    eng = make_group(scim, "Engineering", members=[alice, bob])
+    sales = make_group(scim, "Sales", members=[alice])
+    for text in (f'members[value eq "{bob}"]', f'members.value eq "{bob}"'):
+        r = scim.get(f"/Groups?filter={text}")
+        assert r.status_code == 200, r.content
+        assert [g["id"] for g in r.json()["Resources"]] == [eng["id"]], r.content
+    r = scim.get(f'/Groups?filter=members[value eq "{alice}"]')
+    assert r.json()["totalResults"] == 2, r.content
+    assert [g["id"] for g in r.json()["Resources"]] == [eng["id"], sales["id"]]
+
+
+def test_bad_filter_is_400_invalid_filter(scim):
+    assert_error(scim.get('/Groups?filter=members[type eq "User"]'), 400, "invalidFilter")
+    assert_error(scim.get('/Groups?filter=nickname eq "x"'), 400, "invalidFilter")
+    assert_error(scim.get("/Groups?filter=displayName eq"), 400, "invalidFilter")
+
+
+def test_paging_and_sort_by_display_name(scim):
+    for name in ("Charlie", "alpha", "Bravo", "delta"):
+        make_group(scim, name)
+    r = scim.get("/Groups?sortBy=displayName&sortOrder=descending&startIndex=2&count=2")
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert (body["totalResults"], body["startIndex"], body["itemsPerPage"]) == (4, 2, 2)
+    names = [g["displayName"] for g in body["Resources"]]
+    assert names == sorted(["Charlie", "alpha", "Bravo", "delta"], reverse=True)[1:3]
+
+
+def test_entra_excluded_attributes_members_leaves_members_out(scim):
+    (alice,) = make_users(scim, 1)
+    group = make_group(scim, members=[alice])
+    r = scim.get("/Groups?excludedAttributes=members")
+    assert r.status_code == 200, r.content
+    expected = expected_group(scim, group["id"])  # no members
+    assert r.json()["Resources"] == [expected]
+    r = scim.get(f"/Groups/{group['id']}?excludedAttributes=members")
+    assert r.json() == expected, r.content
+    r = scim.get("/Groups?attributes=displayName")
+    assert r.status_code == 200, r.content
+    assert r.json()["Resources"] == [
+        {k: v for k, v in expected.items() if k in ("schemas", "id", "displayName", "meta")}
+    ]
+
+
+def test_listing_members_costs_the_same_queries_for_one_group_or_many(scim):
+    users = make_users(scim, 3)
+    make_group(scim, "g0", members=users)
+
+    with CaptureQueriesContext(connection) as one:
+        r = scim.get("/Groups")
+    assert r.status_code == 200, r.content
+    for n in range(1, 6):
+        make_group(scim, f"g{n}", members=users)
+    with CaptureQueriesContext(connection) as many:
+        r = scim.get("/Groups")
+    assert r.status_code == 200, r.content
+    assert len(r.json()["Resources"]) == 6
+    assert all(len(g["members"]) == 3 for g in r.json()["Resources"])
+    assert len(many.captured_queries) == len(one.captured_queries)
+
+
+# --- PUT ------------------------------------------------------------------------------------
+
+
+def test_put_replaces_display_name_external_id_and_members(scim):
+    alice, bob, carol = make_users(scim, 3)
+    group = make_group(scim, "Engineering", members=[alice, bob], externalId="old")
+    mark = last_row_id()
+    r = scim.put(
+        f"/Groups/{group['id']}",
+        {
+            "schemas": [GROUP],
+            "id": group["id"],
+            "displayName": "Platform",
+            "externalId": "new",
+            "members": [{"value": bob}, {"value": carol}],
+        },
+    )
+    assert r.status_code == 200, r.content
+    assert r.json() == expected_group(scim, group["id"], [bob, carol])
+    assert r.json()["meta"]["version"] == 'W/"2"'
+    assert member_ids(group["id"]) == [bob, carol]
+    assert rows_after(mark) == [
+        ("group_updated", "Engineering", "displayName", "Engineering", "Platform"),
+        ("group_updated", "Engineering", "externalId", "old", "new"),
+        ("group_membership_changed", username(carol), "groups", "", "Platform"),
+        ("group_membership_changed", username(alice), "groups", "Platform", ""),
+    ]
+
+
+def test_put_with_the_same_state_writes_nothing(scim):
+    (alice,) = make_users(scim, 1)
+    group = make_group(scim, "Engineering", members=[alice])
+    before = snapshot()
+    r = scim.put(
+        f"/Groups/{group['id']}", {"displayName": "Engineering", "members": [{"value": alice}]}
+    )
+    assert r.status_code == 200, r.content
+    assert r.json()["meta"]["version"] == 'W/"1"'
+    assert snapshot() == before
+
+
+# --- PATCH: Okta ----------------------------------------------------------------------------
+
+
+def test_okta_add_member_then_the_same_add_is_a_no_op(scim):
+    alice, bob = make_users(scim, 2)
+    group = make_group(scim, members=[alice])
+    body = filled("okta/group_add_members", user_id=bob, user_name=username(bob))
+    mark = last_row_id()
+    r = scim.patch(f"/Groups/{group['id']}", body)
+    assert r.status_code == 200, r.content
+    assert r.json() == expected_group(scim, group["id"], [alice, bob])
+    assert rows_after(mark) == [
+        ("group_membership_changed", username(bob), "groups", "", "Engineering"),
+    ]
+    assert AuditLogEntry.objects.filter(action="group_updated").count() == 1
+    before = snapshot()
+    r = scim.patch(f"/Groups/{group['id']}", body)
+    assert r.status_code == 200, r.content
+    assert r.json()["meta"]["version"] == 'W/"2"'
+    assert snapshot() == before
+
+
+def test_okta_remove_member_by_value_filter_then_again_is_a_no_op(scim):
+    alice, bob = make_users(scim, 2)
+    group = make_group(scim, members=[alice, bob])
+    body = filled("okta/group_remove_member_filter", user_id=alice)
+    assert body["Operations"][0]["path"] == f'members[value eq "{alice}"]'
+    mark = last_row_id()
+    r = scim.patch(f"/Groups/{group['id']}", body)
+    assert r.status_code == 200, r.content
+    assert r.json() == expected_group(scim, group["id"], [bob])
+    assert rows_after(mark) == [
+        ("group_membership_changed", username(alice), "groups", "Engineering", ""),
+    ]
+    before = snapshot()
+    r = scim.patch(f"/Groups/{group['id']}", body)
+    assert r.status_code == 200, r.content
+    assert snapshot() == before
+
+
+def test_okta_replace_without_path_renames_and_ignores_its_own_id(scim):
+    group = make_group(scim, "Engineering")
+    mark = last_row_id()
+    r = scim.patch(
+        f"/Groups/{group['id']}", filled("okta/group_replace_without_path", group_id=group["id"])
+    )
+    assert r.status_code == 200, r.content
+    assert r.json() == expected_group(scim, group["id"])
+    assert r.json()["displayName"] == "Engineering Team"
+    assert rows_after(mark) == [
+        ("group_updated", "Engineering", "displayName", "Engineering", "Engineering Team"),
+    ]
+
+
+def test_replace_without_path_naming_another_id_is_400_mutability(scim):
+    group = make_group(scim, "Engineering")
+    before = snapshot()
+    body = filled(
+        "okta/group_replace_without_path", group_id="0b7e8a4c-3d8e-4d6a-9c1e-2f1f9d0a7b11"
+    )
+    r = scim.patch(f"/Groups/{group['id']}", body)
+    assert_error(r, 400, "mutability", "id")
+    assert snapshot() == before
+
+
+# --- PATCH: Entra ---------------------------------------------------------------------------
+
+
+def test_entra_add_member(other_scim):
+    alice, bob = make_users(other_scim, 2)
+    group = make_group(other_scim, members=[alice])
+    mark = last_row_id()
+    r = other_scim.patch(f"/Groups/{group['id']}", filled("entra/group_add_members", user_id=bob))
+    assert r.status_code == 200, r.content
+    assert r.json() == expected_group(other_scim, group["id"], [alice, bob])
+    assert rows_after(mark) == [
+        ("group_membership_changed", username(bob), "groups", "", "Engineering"),
+    ]
+
+
+def test_entra_remove_member_by_value_list_then_again_is_a_no_op(other_scim):
+    alice, bob = make_users(other_scim, 2)
+    group = make_group(other_scim, members=[alice, bob])
+    body = filled("entra/group_remove_members", user_id=bob)
+    mark = last_row_id()
+    r = other_scim.patch(f"/Groups/{group['id']}", body)
+    assert r.status_code == 200, r.content
+    assert r.json() == expected_group(other_scim, group["id"], [alice])
+    assert rows_after(mark) == [
+        ("group_membership_changed", username(bob), "groups", "Engineering", ""),
+    ]
+    before = snapshot()
+    r = other_scim.patch(f"/Groups/{group['id']}", body)
+    assert r.status_code == 200, r.content
+    assert snapshot() == before
+
+
+def test_entra_replace_display_name(other_scim):
+    group = make_group(other_scim, "Group1")
+    mark = last_row_id()
+    r = other_scim.patch(f"/Groups/{group['id']}", payload("entra/group_replace_display_name"))
+    assert r.status_code == 200, r.content
+    new_name = "1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName"
+    assert r.json() == expected_group(other_scim, group["id"])
+    assert r.json()["displayName"] == new_name
+    assert rows_after(mark) == [("group_updated", "Group1", "displayName", "Group1", new_name)]
+
+
+# --- PATCH: whole member lists --------------------------------------------------------------
+
+
+def test_replace_members_sets_the_whole_list(scim):
+    alice, bob, carol = make_users(scim, 3)
+    group = make_group(scim, members=[alice, bob])
+    mark = last_row_id()
+    r = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body(
+            {"op": "replace", "path": "members", "value": [{"value": carol}, {"value": bob}]}
+        ),
+    )
+    assert r.status_code == 200, r.content
+    assert r.json() == expected_group(scim, group["id"], [bob, carol])
+    assert rows_after(mark) == [
+        ("group_membership_changed", username(carol), "groups", "", "Engineering"),
+        ("group_membership_changed", username(alice), "groups", "Engineering", ""),
+    ]
+
+
+def test_remove_members_without_value_removes_them_all(scim):
+    alice, bob = make_users(scim, 2)
+    group = make_group(scim, members=[alice, bob])
+    mark = last_row_id()
+    r = scim.patch(f"/Groups/{group['id']}", patch_body({"op": "remove", "path": "members"}))
+    assert r.status_code == 200, r.content
+    assert r.json() == expected_group(scim, group["id"])
+    assert member_ids(group["id"]) == []
+    assert rows_after(mark) == [
+        ("group_membership_changed", username(alice), "groups", "Engineering", ""),
+        ("group_membership_changed", username(bob), "groups", "Engineering", ""),
+    ]
+    before = snapshot()
+    r = scim.patch(f"/Groups/{group['id']}", patch_body({"op": "remove", "path": "members"}))
+    assert r.status_code == 200, r.content
+    assert snapshot() == before
+
+
+def test_add_of_many_members_is_written_in_bulk(scim, django_assert_max_num_queries):
+    ids = make_users(scim, 30)
+    group = make_group(scim)
+    mark = last_row_id()
+    with django_assert_max_num_queries(20):
+        r = scim.patch(
+            f"/Groups/{group['id']}",
+            patch_body({"op": "add", "path": "members", "value": [{"value": i} for i in ids]}),
+        )
+    assert r.status_code == 200, r.content
+    assert member_ids(group["id"]) == ids
+    assert len(rows_after(mark)) == 30
+
+
+# --- PATCH: refused, nothing applied --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["unknown", "malformed", "other_provider", "local", "removed_from_provider"],
+)
+def test_add_of_a_member_this_provider_did_not_provision_is_400_and_nothing_applied(
+    scim, other_scim, bad
+):
+    alice, bob = make_users(scim, 2)
+    group = make_group(scim, members=[alice])
+    if bad == "unknown":
+        bad_id = "0b7e8a4c-3d8e-4d6a-9c1e-2f1f9d0a7b11"
+    elif bad == "malformed":
+        bad_id = "not-a-uuid"
+    elif bad == "other_provider":
+        (bad_id,) = make_users(other_scim, 1, first=50)
+    elif bad == "local":
+        local = UserFactory(username="local@example.com", is_local=True)
+        # A local user has no provider link, so no SCIM id: an id shaped like one is unknown.
+        bad_id = "6f1c1b8e-0a1d-4a57-8b5c-1c2d3e4f5a6b"
+        assert not ProviderUser.objects.filter(user=local).exists()
+    else:
+        (bad_id,) = make_users(scim, 1, first=60)
+        assert scim.delete(f"/Users/{bad_id}").status_code == 204
+    before = snapshot()
+    r = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body(
+            {"op": "replace", "path": "displayName", "value": "Renamed"},
+            {"op": "add", "path": "members", "value": [{"value": bob}, {"value": bad_id}]},
+        ),
+    )
+    assert_error(r, 400, "invalidValue", bad_id)
+    assert snapshot() == before
+    assert member_ids(group["id"]) == [alice]
+
+
+def test_remove_of_an_unknown_member_is_400_and_nothing_applied(scim):
+    alice, bob = make_users(scim, 2)
+    group = make_group(scim, members=[alice, bob])
+    unknown = "0b7e8a4c-3d8e-4d6a-9c1e-2f1f9d0a7b11"
+    before = snapshot()
+    r = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body(
+            {"op": "Remove", "path": "members", "value": [{"value": alice}, {"value": unknown}]}
+        ),
+    )
+    assert_error(r, 400, "invalidValue", unknown)
+    assert snapshot() == before
+    r = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body({"op": "remove", "path": f'members[value eq "{unknown}"]'}),
+    )
+    assert_error(r, 400, "invalidValue", unknown)
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("operation", "scim_type"),
+    [
+        ({"op": "replace", "path": "description", "value": "x"}, "invalidPath"),
+        ({"op": "add", "path": "members.display", "value": "x"}, "invalidPath"),
+        ({"op": "remove", "path": 'members[display eq "x"]'}, "invalidFilter"),
+        ({"op": "remove", "path": 'members[value co "x"]'}, "invalidPath"),
+        ({"op": "replace", "path": 'members[value eq "x"]', "value": []}, "invalidPath"),
+        ({"op": "remove"}, "noTarget"),
+        ({"op": "remove", "path": "displayName"}, "invalidValue"),
+        ({"op": "replace", "path": "displayName", "value": ""}, "invalidValue"),
+        ({"op": "add", "path": "members", "value": "not-a-list"}, "invalidValue"),
+        ({"op": "add", "path": "members", "value": []}, "invalidValue"),
+        ({"op": "move", "path": "members", "value": []}, "invalidSyntax"),
+        ({"op": "replace", "value": {"description": "x"}}, "invalidPath"),
+    ],
+)
+def test_an_operation_that_cannot_be_applied_is_an_error_and_nothing_changes(
+    scim, operation, scim_type
+):
+    (alice,) = make_users(scim, 1)
+    group = make_group(scim, members=[alice])
+    before = snapshot()
+    r = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body({"op": "replace", "path": "displayName", "value": "Renamed"}, operation),
+    )
+    assert_error(r, 400, scim_type)
+    assert snapshot() == before
+
+
+def test_stale_if_match_is_412_and_nothing_changes(scim):
+    (alice,) = make_users(scim, 1)
+    group = make_group(scim)
+    scim.patch(
+        f"/Groups/{group['id']}", patch_body({"op": "replace", "path": "displayName", "value": "B"})
+    )
+    before = snapshot()
+    r = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body({"op": "add", "path": "members", "value": [{"value": alice}]}),
+        HTTP_IF_MATCH='W/"1"',
+    )
+    assert_error(r, 412, None)
+    assert snapshot() == before
+    r = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body({"op": "add", "path": "members", "value": [{"value": alice}]}),
+        HTTP_IF_MATCH='W/"2"',
+    )
+    assert r.status_code == 200, r.content
+
+
+# --- provider isolation ---------------------------------------------------------------------
+
+
+def test_another_providers_group_is_404_for_every_method_and_nothing_changes(scim, other_scim):
+    (alice,) = make_users(scim, 1)
+    (theirs,) = make_users(other_scim, 1, first=9)
+    group = make_group(other_scim, "Theirs", members=[theirs])
+    before = snapshot()
+    path = f"/Groups/{group['id']}"
+    assert_error(scim.get(path), 404, None)
+    assert_error(scim.put(path, {"displayName": "Mine"}), 404, None)
+    assert_error(
+        scim.patch(path, patch_body({"op": "add", "path": "members", "value": [{"value": alice}]})),
+        404,
+        None,
+    )
+    assert_error(scim.delete(path), 404, None)
+    assert scim.get("/Groups").json()["totalResults"] == 0
+    assert snapshot() == before
+
+
+# --- DELETE ---------------------------------------------------------------------------------
+
+
+def test_delete_group_is_204_then_404_and_logs_each_member(scim):
+    alice, bob = make_users(scim, 2)
+    group = make_group(scim, members=[alice, bob])
+    mark = last_row_id()
+    r = scim.delete(f"/Groups/{group['id']}")
+    assert r.status_code == 204, r.content
+    assert_error(scim.get(f"/Groups/{group['id']}"), 404, None)
+    assert_error(scim.delete(f"/Groups/{group['id']}"), 404, None)
+    assert GroupMembership.objects.count() == 0
+    assert rows_after(mark) == [
+        ("group_membership_changed", username(alice), "groups", "Engineering", ""),
+        ("group_membership_changed", username(bob), "groups", "Engineering", ""),
+        ("group_removed", "Engineering", "displayName", "Engineering", ""),
+    ]
+    assert AuditLogEntry.objects.filter(action="group_removed").count() == 1
+
+
+def test_user_deleted_through_users_disappears_from_the_groups_members(scim):
+    alice, bob = make_users(scim, 2)
+    group = make_group(scim, members=[alice, bob])
+    bob_name = username(bob)
+    assert scim.delete(f"/Users/{alice}").status_code == 204
+    r = scim.get(f"/Groups/{group['id']}")
+    assert r.status_code == 200, r.content
+    assert r.json()["members"] == [member(scim, bob)]
+    r = scim.get(f'/Groups?filter=members[value eq "{alice}"]')
+    assert r.json()["totalResults"] == 0, r.content
+    # Removing everyone then touches only the members the provider still sees.
+    mark = last_row_id()
+    r = scim.patch(f"/Groups/{group['id']}", patch_body({"op": "remove", "path": "members"}))
+    assert r.status_code == 200, r.content
+    assert rows_after(mark) == [
+        ("group_membership_changed", bob_name, "groups", "Engineering", ""),
+    ]
