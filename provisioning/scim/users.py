@@ -52,6 +52,13 @@ SCIM_NAMES = {
 }
 
 _SCHEMA_URNS = {CORE_USER.lower(), ENTERPRISE_USER.lower(), GATEHOUSE_USER.lower()}
+# The fields a whole extension object holds (a PATCH may replace or remove one at once).
+_EXTENSION_FIELDS = {
+    ENTERPRISE_USER.lower(): ("employee_number", "department", "division", "manager"),
+    GATEHOUSE_USER.lower(): ("org_attribute",),
+}
+# Core attributes whose whole value is a complex or multi-valued object.
+_COMPLEX = ("name", "emails", "addresses")
 _PREFERRED_TYPES = {"work"}
 
 
@@ -117,10 +124,7 @@ class UserAdapter(SCIMMixin):
         """Set one attribute path from a resource body or a PATCH op (without a filter)."""
         attr_l = attribute.lower()
         if uri is None and attr_l in _SCHEMA_URNS:
-            if not isinstance(value, dict):
-                raise errors.InvalidValue(f"{attribute} must be an object.")
-            for key, inner in value.items():
-                self.set_path(key, None, attribute, inner)
+            self.set_extension(attribute, value)
             return
         if sub is None and value is not None:
             expanded = self._expand_complex(attr_l, uri, value)
@@ -133,6 +137,18 @@ class UserAdapter(SCIMMixin):
             raise errors.InvalidPath(f"Unknown attribute path {_dotted(attribute, sub, uri)!r}.")
         if field != IGNORED:
             self.set_field(field, value)
+
+    def set_extension(self, urn: str, value: Any) -> None:
+        """Set every attribute of a whole schema object (``{"urn:…:User": {...}}``). Of an
+        extension Gatehouse does not know, only the organization attribute is kept: Okta and
+        Entra let an admin name the custom namespace (schema.py)."""
+        if not isinstance(value, dict):
+            raise errors.InvalidValue(f"{urn} must be an object.")
+        known = urn.lower() in _SCHEMA_URNS
+        for key, inner in value.items():
+            if not known and field_for_path(key, None, urn) is None:
+                continue  # another attribute of a custom namespace: not kept here
+            self.set_path(key, None, urn, inner)
 
     def _expand_complex(self, attr_l: str, uri: str | None, value: Any):
         uri_l = uri.lower() if uri else None
@@ -163,11 +179,15 @@ class UserAdapter(SCIMMixin):
             if not isinstance(key, str):
                 continue
             attribute, sub, uri = _split_key(key)
-            if field_for_path(attribute, sub, uri) is None and attribute.lower() not in (
+            if field_for_path(attribute, sub, uri) is not None or attribute.lower() in (
                 _SCHEMA_URNS
             ):
-                continue  # PUT/POST: unknown top-level attributes are ignored (RFC 7644 §3.3)
-            adapter.set_path(attribute, sub, uri, value)
+                adapter.set_path(attribute, sub, uri, value)
+            elif _is_custom_extension(key, value):
+                # Okta: custom attributes come in a block named by the admin's namespace,
+                # {"urn:ietf:params:scim:schemas:extension:acme:2.0:User": {"c42OrgName": ...}}
+                adapter.set_extension(key, value)
+            # else: PUT/POST: unknown top-level attributes are ignored (RFC 7644 §3.3)
         if not adapter.state["username"]:
             raise errors.InvalidValue("userName is required.")
         return adapter
@@ -192,29 +212,47 @@ class UserAdapter(SCIMMixin):
                 if not isinstance(value, dict):
                     raise errors.InvalidValue("An operation without a path needs an object value.")
                 for key, inner in value.items():
-                    self._apply_path_op(op, key, inner)
+                    if not isinstance(key, str):
+                        raise errors.InvalidPath("Attribute names must be strings.")
+                    if _is_custom_extension(key, inner):
+                        self.set_extension(key, inner)
+                    else:
+                        self._apply_path_op(op, key, inner)
             elif not isinstance(path, str):
                 raise errors.InvalidPath("path must be a string.")
             else:
                 self._apply_path_op(op, path, value)
 
     def _apply_path_op(self, op: str, path: str, value: Any) -> None:
+        extension = path.strip().lower()
+        if extension in _EXTENSION_FIELDS:
+            # RFC 7644 §3.5.2: a path (or a key of a path-less value) may name a whole
+            # extension, {"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {...}}
+            if op == "remove":
+                for field in _EXTENSION_FIELDS[extension]:
+                    self.clear_field(field)
+            else:
+                self.set_extension(path.strip(), value)
+            return
         attribute, sub, uri, type_filter = parse_path(path)
-        if field_for_path(attribute, sub, uri) is None and not (
-            sub is None and attribute.lower() in ("emails", "addresses", "name")
-        ):
+        whole_complex = (
+            sub is None
+            and attribute.lower() in _COMPLEX
+            and (uri is None or uri.lower() == CORE_USER.lower())
+        )
+        if field_for_path(attribute, sub, uri) is None and not whole_complex:
             raise errors.InvalidPath(f"Unknown attribute path {path!r}.")
         if type_filter is not None and type_filter not in _PREFERRED_TYPES | {"primary"}:
             return  # an email or address of another type ("home"): not kept here
         if op == "remove":
-            field = field_for_path(attribute, sub, uri)
-            if field is None and attribute.lower() in ("emails", "addresses", "name"):
+            if whole_complex:
+                # "remove emails" / "remove name" clears what Gatehouse keeps of it; name,
+                # emails and addresses are IGNORED as leaves, so they are matched first.
                 for f, name in SCIM_NAMES.items():
                     if name.split(".")[0].lower() == attribute.lower():
                         self.clear_field(f)
                 return
-            if field is None:
-                raise errors.InvalidPath(f"Unknown attribute path {path!r}.")
+            field = field_for_path(attribute, sub, uri)
             if field != IGNORED:
                 self.clear_field(field)
             return
@@ -226,6 +264,16 @@ def _split_key(key: str) -> tuple[str, str | None, str | None]:
         attribute, sub, uri, _ = parse_path(key)
         return attribute, sub, uri
     return key, None, None
+
+
+def _is_custom_extension(key: Any, value: Any) -> bool:
+    """A whole object of an extension Gatehouse does not know (its URN names no attribute)."""
+    if not isinstance(key, str) or not isinstance(value, dict):
+        return False
+    if not key.lower().startswith("urn:") or key.lower() in _SCHEMA_URNS:
+        return False
+    attribute, sub, uri = _split_key(key)
+    return field_for_path(attribute, sub, uri) is None
 
 
 def _dotted(attribute: str, sub: str | None, uri: str | None) -> str:

@@ -95,3 +95,142 @@ def new_user(n: int = 1, **extra) -> dict:
     }
     body.update(extra)
     return body
+
+
+# --- Users service helpers ------------------------------------------------------------------
+
+CORE_USER_URN = "urn:ietf:params:scim:schemas:core:2.0:User"
+ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+GATEHOUSE_URN = "urn:ietf:params:scim:schemas:extension:gatehouse:2.0:User"
+ERROR_URN = "urn:ietf:params:scim:api:messages:2.0:Error"
+LIST_URN = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+PATCH_URN = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+def patch_ops(*operations) -> dict:
+    """A PatchOp body with the given operations."""
+    return {"schemas": [PATCH_URN], "Operations": [dict(op) for op in operations]}
+
+
+def idp_request(client: ScimClient, name: str):
+    """Replay a stored IdP GET (``{"method", "path", "query"}``) against ``client``."""
+    from urllib.parse import urlencode
+
+    spec = payload(name)
+    assert spec["method"] == "GET"
+    return client.get(f"{spec['path']}?{urlencode(spec['query'])}")
+
+
+def expected_scim_user(client: ScimClient, user, *, groups=None) -> dict:
+    """The whole SCIM body Gatehouse must answer for ``user`` (as stored now) at ``client``'s
+    provider: what an IdP reads back and diffs against what it pushed."""
+    from django.conf import settings
+
+    from identity.models import UserStatus
+    from provisioning.models import ProviderUser
+
+    user.refresh_from_db()
+    link = ProviderUser.objects.get(user=user)
+    base = f"{settings.GATEHOUSE_BASE_URL}/scim/v2/{client.provider.slug}"
+    body: dict = {
+        "schemas": [CORE_USER_URN, ENTERPRISE_URN, GATEHOUSE_URN],
+        "id": str(link.scim_id),
+    }
+    if link.external_id:
+        body["externalId"] = link.external_id
+    body["userName"] = user.username
+    if user.given_name or user.family_name:
+        name = {}
+        if user.given_name:
+            name["givenName"] = user.given_name
+        if user.family_name:
+            name["familyName"] = user.family_name
+        name["formatted"] = " ".join(p for p in (user.given_name, user.family_name) if p)
+        body["name"] = name
+    for key, value in (
+        ("displayName", user.display_name),
+        ("title", user.title),
+        ("userType", user.user_type),
+    ):
+        if value:
+            body[key] = value
+    body["active"] = user.status == UserStatus.ACTIVE
+    if user.email:
+        body["emails"] = [{"value": user.email, "type": "work", "primary": True}]
+    address = {
+        k: v
+        for k, v in (
+            ("locality", user.locality),
+            ("region", user.region),
+            ("country", user.country),
+        )
+        if v
+    }
+    if address:
+        body["addresses"] = [{"type": "work", "primary": True, **address}]
+    enterprise = {
+        k: v
+        for k, v in (
+            ("employeeNumber", user.employee_number),
+            ("department", user.department),
+            ("division", user.division),
+        )
+        if v
+    }
+    if user.manager_id:
+        manager_id = str(ProviderUser.objects.get(user_id=user.manager_id).scim_id)
+        enterprise["manager"] = {
+            "value": manager_id,
+            "$ref": f"{base}/Users/{manager_id}",
+            "displayName": user.manager.get_full_name(),
+        }
+    if enterprise:
+        body[ENTERPRISE_URN] = enterprise
+    if link.org_attribute:
+        body[GATEHOUSE_URN] = {"c42OrgName": link.org_attribute}
+    body["groups"] = list(groups or [])
+    body["meta"] = {
+        "resourceType": "User",
+        "created": user.created_at.isoformat(),
+        "lastModified": user.updated_at.isoformat(),
+        "location": f"{base}/Users/{link.scim_id}",
+        "version": f'W/"{link.version}"',
+    }
+    return body
+
+
+def snapshot() -> dict:
+    """Everything a rejected SCIM request must leave untouched: users, links, pending
+    deactivations, and the sync-log and audit row counts."""
+    from identity.models import PendingDeactivation, User
+    from provisioning.models import ProviderUser
+    from synclog.models import AuditLogEntry, SyncLogEntry
+
+    return {
+        "users": list(User.objects.order_by("pk").values()),
+        "links": list(ProviderUser.objects.order_by("pk").values()),
+        "pending": list(PendingDeactivation.objects.order_by("pk").values()),
+        "sync_rows": SyncLogEntry.objects.count(),
+        "audit_rows": AuditLogEntry.objects.count(),
+    }
+
+
+def assert_scim_error(r, status: int, scim_type: str | None = None) -> dict:
+    """``r`` is a SCIM error body (RFC 7644 §3.12) with ``status`` and ``scimType``."""
+    assert r.status_code == status, r.content
+    assert r["Content-Type"].startswith("application/scim+json"), r["Content-Type"]
+    body = r.json()
+    assert body["schemas"] == [ERROR_URN], body
+    assert body["status"] == str(status), body
+    assert body.get("scimType") == scim_type, body
+    assert isinstance(body["detail"], str) and body["detail"], body
+    return body
+
+
+def created(client: ScimClient, body: dict):
+    """POST ``body`` and return the stored user."""
+    from identity.models import User
+
+    r = client.post("/Users", body)
+    assert r.status_code == 201, r.content
+    return User.objects.get(provider_link__scim_id=r.json()["id"])

@@ -1,0 +1,562 @@
+"""SCIM /Users: create, read, list, replace, modify, delete, ETags, lifecycle and sync log."""
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from identity.models import DeactivationState, PendingDeactivation, User, UserStatus
+from synclog.models import AuditLogEntry, SyncChange, SyncLogEntry
+from tests.scim.conftest import (
+    LIST_URN,
+    assert_scim_error,
+    created,
+    expected_scim_user,
+    new_user,
+    patch_ops,
+    snapshot,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+# --- POST -----------------------------------------------------------------------------------
+
+
+def test_create_answers_201_with_location_etag_and_whole_body(scim):
+    r = scim.post("/Users", new_user(1, displayName="Ada Lovelace", title="Countess"))
+    assert r.status_code == 201, r.content
+    user = User.objects.get(username="user1@example.com")
+    body = r.json()
+    assert body == expected_scim_user(scim, user)
+    assert r["Location"] == body["meta"]["location"]
+    assert r["Location"].endswith(f"/scim/v2/{scim.provider.slug}/Users/{body['id']}")
+    assert r["ETag"] == body["meta"]["version"] == 'W/"1"'
+    assert r["Content-Type"].startswith("application/scim+json")
+
+
+def test_create_stores_every_supported_attribute(scim):
+    body = new_user(
+        2,
+        displayName="Ada L",
+        title="Analyst",
+        userType="Employee",
+        addresses=[{"type": "work", "locality": "London", "region": "LDN", "country": "gb"}],
+        **{
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+                "employeeNumber": "42",
+                "department": "Maths",
+                "division": "Engines",
+            },
+            "urn:ietf:params:scim:schemas:extension:gatehouse:2.0:User": {"c42OrgName": "Sales"},
+        },
+    )
+    user = created(scim, body)
+    assert (user.title, user.user_type, user.display_name) == ("Analyst", "Employee", "Ada L")
+    assert (user.locality, user.region, user.country) == ("London", "LDN", "GB")
+    assert (user.employee_number, user.department, user.division) == ("42", "Maths", "Engines")
+    assert user.provider_link.org_attribute == "Sales"
+    assert user.provider_link.external_id == "ext-2"
+    assert user.status == UserStatus.ACTIVE
+
+
+def test_create_writes_user_added_sync_row_and_audit_row(scim):
+    before_audit = AuditLogEntry.objects.count()
+    user = created(scim, new_user(3))
+    rows = SyncLogEntry.objects.filter(user_id=user.pk)
+    added = rows.get(change_type=SyncChange.USER_ADDED)
+    assert (added.provider_id, added.user_label, added.new_value) == (
+        scim.provider.pk,
+        "user3@example.com",
+        "user3@example.com",
+    )
+    assert not rows.filter(change_type=SyncChange.ATTRIBUTE_UPDATED).exists()
+    audit = AuditLogEntry.objects.order_by("pk")[before_audit:]
+    assert [(a.action, a.actor_label, a.target_label) for a in audit] == [
+        ("user_added", scim.provider.credential_username, "user3@example.com")
+    ]
+
+
+def test_create_with_active_false_blocks_and_schedules_deactivation(scim):
+    user = created(scim, new_user(4, active=False))
+    assert user.status == UserStatus.BLOCKED
+    assert PendingDeactivation.objects.filter(user=user, state=DeactivationState.PENDING).exists()
+
+
+def test_create_accepts_application_json(scim):
+    r = scim.post("/Users", new_user(5), content_type="application/json")
+    assert r.status_code == 201, r.content
+
+
+# --- GET ------------------------------------------------------------------------------------
+
+
+def test_get_returns_the_whole_user(scim):
+    user = created(scim, new_user(1, title="Countess"))
+    uid = str(user.provider_link.scim_id)
+    r = scim.get(f"/Users/{uid}")
+    assert r.status_code == 200, r.content
+    assert r.json() == expected_scim_user(scim, user)
+    assert r["ETag"] == 'W/"1"'
+
+
+def test_get_after_delete_is_404(scim):
+    user = created(scim, new_user(1))
+    uid = str(user.provider_link.scim_id)
+    r = scim.delete(f"/Users/{uid}")
+    assert r.status_code == 204, r.content
+    assert r.content == b""
+    assert_scim_error(scim.get(f"/Users/{uid}"), 404)
+
+
+# --- list, paging, filters, sorting, projection ---------------------------------------------
+
+
+@pytest.fixture
+def five_users(scim):
+    people = [
+        ("alice@example.com", "Alice", "Archer", "ext-a", True),
+        ("bob@example.com", "Bob", "Baker", "ext-b", True),
+        ("carol@sample.org", "Carol", "Cooper", "ext-c", False),
+        ("dave@example.com", "Dave", "Dyer", "ext-d", True),
+        ("erin@sample.org", "Erin", "Evans", "ext-e", True),
+    ]
+    users = []
+    for username, given, family, external, active in people:
+        users.append(
+            created(
+                scim,
+                {
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": username,
+                    "externalId": external,
+                    "displayName": f"{given} {family}",
+                    "name": {"givenName": given, "familyName": family},
+                    "emails": [{"value": username, "type": "work", "primary": True}],
+                    "active": active,
+                },
+            )
+        )
+    return users
+
+
+def usernames(r) -> list[str]:
+    assert r.status_code == 200, r.content
+    return [u["userName"] for u in r.json()["Resources"]]
+
+
+def test_list_pages_with_start_index_and_count(scim, five_users):
+    r = scim.get("/Users?startIndex=2&count=2")
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert body["schemas"] == [LIST_URN]
+    assert (body["totalResults"], body["startIndex"], body["itemsPerPage"]) == (5, 2, 2)
+    assert [u["userName"] for u in body["Resources"]] == ["bob@example.com", "carol@sample.org"]
+    assert body["Resources"][0] == expected_scim_user(scim, five_users[1])
+
+
+def test_list_past_the_end_is_empty_with_the_total(scim, five_users):
+    body = scim.get("/Users?startIndex=9&count=2").json()
+    assert (body["totalResults"], body["itemsPerPage"], body["Resources"]) == (5, 0, [])
+
+
+def test_list_count_zero_answers_only_the_total(scim, five_users):
+    body = scim.get("/Users?count=0").json()
+    assert (body["totalResults"], body["itemsPerPage"], body["Resources"]) == (5, 0, [])
+
+
+def test_list_start_index_below_one_is_one(scim, five_users):
+    body = scim.get("/Users?startIndex=0&count=1").json()
+    assert body["startIndex"] == 1
+    assert body["Resources"][0]["userName"] == "alice@example.com"
+
+
+@pytest.mark.parametrize(
+    ("filter_text", "expected"),
+    [
+        ('userName eq "BOB@example.com"', ["bob@example.com"]),
+        ('userName ne "bob@example.com"', ["alice@example.com", "carol@sample.org",
+                                           "dave@example.com", "erin@sample.org"]),
+        ('userName co "sample"', ["carol@sample.org", "erin@sample.org"]),
+        ('userName sw "DA"', ["dave@example.com"]),
+        ('userName ew "@sample.org"', ["carol@sample.org", "erin@sample.org"]),
+        ("userName pr", ["alice@example.com", "bob@example.com", "carol@sample.org",
+                         "dave@example.com", "erin@sample.org"]),
+        ('externalId eq "ext-c"', ["carol@sample.org"]),
+        ('externalId eq "EXT-C"', []),
+        ('emails eq "erin@sample.org"', ["erin@sample.org"]),
+        ('emails.value co "alice"', ["alice@example.com"]),
+        ('emails[type eq "work" and value co "bob"]', ["bob@example.com"]),
+        ('name.givenName eq "dave"', ["dave@example.com"]),
+        ('displayName sw "Erin"', ["erin@sample.org"]),
+        ("active eq false", ["carol@sample.org"]),
+        ('userName sw "a" or userName sw "b"', ["alice@example.com", "bob@example.com"]),
+        ('userName co "example" and active eq true and name.familyName sw "D"',
+         ["dave@example.com"]),
+        ('not (userName co "example")', ["carol@sample.org", "erin@sample.org"]),
+        ('urn:ietf:params:scim:schemas:core:2.0:User:userName eq "alice@example.com"',
+         ["alice@example.com"]),
+    ],
+)  # fmt: skip
+def test_list_filters(scim, five_users, filter_text, expected):
+    r = scim.get("/Users", data={"filter": filter_text})
+    assert usernames(r) == expected
+    assert r.json()["totalResults"] == len(expected)
+
+
+def test_list_filter_on_last_modified(scim, five_users):
+    later = timezone.now() + timedelta(hours=1)
+    with time_machine.travel(later, tick=False):
+        r = scim.patch(
+            f"/Users/{five_users[3].provider_link.scim_id}",
+            patch_ops({"op": "replace", "path": "title", "value": "Diver"}),
+        )
+        assert r.status_code == 200, r.content
+    cutoff = (later - timedelta(minutes=1)).isoformat()
+    r = scim.get("/Users", data={"filter": f'meta.lastModified gt "{cutoff}"'})
+    assert usernames(r) == ["dave@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("sort", "expected_first"),
+    [
+        ({"sortBy": "userName"}, "alice@example.com"),
+        ({"sortBy": "userName", "sortOrder": "descending"}, "erin@sample.org"),
+        ({"sortBy": "name.familyName", "sortOrder": "descending"}, "erin@sample.org"),
+        ({"sortBy": "externalId", "sortOrder": "ascending"}, "alice@example.com"),
+    ],
+)
+def test_list_sorts(scim, five_users, sort, expected_first):
+    names = usernames(scim.get("/Users", data=sort))
+    assert names[0] == expected_first
+    assert names == sorted(names, reverse=sort.get("sortOrder") == "descending")
+
+
+def test_list_attributes_returns_only_those_and_id(scim, five_users):
+    r = scim.get("/Users", data={"filter": 'userName eq "alice@example.com"',
+                                 "attributes": "userName,name.givenName"})  # fmt: skip
+    assert r.status_code == 200, r.content
+    resource = r.json()["Resources"][0]
+    assert set(resource) == {"id", "schemas", "meta", "userName", "name"}
+    assert resource["name"] == {"givenName": "Alice"}
+
+
+def test_get_excluded_attributes_leaves_them_out(scim, five_users):
+    uid = five_users[0].provider_link.scim_id
+    r = scim.get(f"/Users/{uid}", data={"excludedAttributes": "emails,name,groups"})
+    assert r.status_code == 200, r.content
+    expected = expected_scim_user(scim, five_users[0])
+    for key in ("emails", "name", "groups"):
+        expected.pop(key)
+    assert r.json() == expected
+
+
+def test_okta_filter_before_create_finds_nothing_then_the_user(scim):
+    from tests.scim.conftest import idp_request, payload
+
+    r = idp_request(scim, "okta/filter_before_create")
+    assert r.status_code == 200, r.content
+    assert r.json() == {
+        "schemas": [LIST_URN],
+        "totalResults": 0,
+        "startIndex": 1,
+        "itemsPerPage": 0,
+        "Resources": [],
+    }
+    user = created(scim, payload("okta/create_user"))
+    r = idp_request(scim, "okta/filter_before_create")
+    assert r.json()["Resources"] == [expected_scim_user(scim, user)]
+
+
+# --- PUT ------------------------------------------------------------------------------------
+
+
+def test_put_replaces_everything_and_clears_what_it_omits(scim):
+    user = created(scim, new_user(1, title="Countess", displayName="Ada"))
+    uid = str(user.provider_link.scim_id)
+    replacement = new_user(1, name={"givenName": "Augusta"})
+    replacement.pop("externalId")
+    r = scim.put(f"/Users/{uid}", replacement)
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert (user.given_name, user.family_name, user.title, user.display_name) == (
+        "Augusta",
+        "",
+        "",
+        "",
+    )
+    assert r.json() == expected_scim_user(scim, user)
+    assert r["ETag"] == 'W/"2"'
+
+
+def test_put_without_active_keeps_the_user_blocked(scim):
+    user = created(scim, new_user(1, active=False))
+    body = new_user(1)
+    body.pop("active")
+    r = scim.put(f"/Users/{user.provider_link.scim_id}", body)
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert user.status == UserStatus.BLOCKED
+
+
+def test_put_of_the_same_state_writes_nothing(scim):
+    user = created(scim, new_user(1, title="Countess"))
+    before = snapshot()
+    r = scim.put(f"/Users/{user.provider_link.scim_id}", new_user(1, title="Countess"))
+    assert r.status_code == 200, r.content
+    assert snapshot() == before
+    assert r["ETag"] == 'W/"1"'
+
+
+# --- PATCH ----------------------------------------------------------------------------------
+
+
+def test_patch_add_replace_remove_with_paths(scim):
+    user = created(scim, new_user(1, title="Countess"))
+    uid = user.provider_link.scim_id
+    r = scim.patch(
+        f"/Users/{uid}",
+        patch_ops(
+            {"op": "add", "path": "displayName", "value": "Ada L."},
+            {"op": "replace", "path": "name.givenName", "value": "Augusta"},
+            {"op": "remove", "path": "title"},
+            {"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:"
+             "User:department", "value": "Engines"},
+        ),
+    )  # fmt: skip
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert (user.display_name, user.given_name, user.title, user.department) == (
+        "Ada L.",
+        "Augusta",
+        "",
+        "Engines",
+    )
+    assert r.json() == expected_scim_user(scim, user)
+
+
+def test_patch_without_path_sets_each_attribute_of_the_value(scim):
+    user = created(scim, new_user(1))
+    r = scim.patch(
+        f"/Users/{user.provider_link.scim_id}",
+        patch_ops(
+            {
+                "op": "replace",
+                "value": {
+                    "displayName": "Countess",
+                    "name": {"givenName": "Augusta", "familyName": "King"},
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+                        "division": "Engines"
+                    },
+                },
+            }
+        ),
+    )
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert (user.display_name, user.given_name, user.family_name, user.division) == (
+        "Countess",
+        "Augusta",
+        "King",
+        "Engines",
+    )
+
+
+def test_patch_value_path_on_work_email(scim):
+    user = created(scim, new_user(1))
+    r = scim.patch(
+        f"/Users/{user.provider_link.scim_id}",
+        patch_ops({"op": "replace", "path": 'emails[type eq "work"].value', "value": "a@b.com"}),
+    )
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert user.email == "a@b.com"
+
+
+def test_patch_remove_whole_multi_valued_attribute_clears_it(scim):
+    user = created(
+        scim, new_user(1, addresses=[{"type": "work", "locality": "London", "country": "GB"}])
+    )
+    r = scim.patch(
+        f"/Users/{user.provider_link.scim_id}",
+        patch_ops({"op": "remove", "path": "addresses"}, {"op": "remove", "path": "emails"}),
+    )
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert (user.locality, user.country, user.email) == ("", "", "")
+
+
+def test_patch_remove_name_clears_given_and_family_name(scim):
+    user = created(scim, new_user(1))
+    r = scim.patch(
+        f"/Users/{user.provider_link.scim_id}", patch_ops({"op": "remove", "path": "name"})
+    )
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert (user.given_name, user.family_name) == ("", "")
+
+
+def test_patch_changing_two_attributes_writes_two_sync_rows_and_one_audit_row(scim):
+    user = created(scim, new_user(1))
+    sync_before = SyncLogEntry.objects.count()
+    audit_before = AuditLogEntry.objects.count()
+    r = scim.patch(
+        f"/Users/{user.provider_link.scim_id}",
+        patch_ops(
+            {"op": "replace", "path": "title", "value": "Countess"},
+            {"op": "replace", "path": "name.familyName", "value": "King"},
+            {"op": "replace", "path": "name.givenName", "value": "Ada"},  # unchanged
+        ),
+    )
+    assert r.status_code == 200, r.content
+    rows = SyncLogEntry.objects.order_by("pk")[sync_before:]
+    assert [(s.change_type, s.attribute, s.old_value, s.new_value) for s in rows] == [
+        (SyncChange.ATTRIBUTE_UPDATED, "name.familyName", "Lovelace1", "King"),
+        (SyncChange.ATTRIBUTE_UPDATED, "title", "", "Countess"),
+    ]
+    assert all(row.provider_id == scim.provider.pk for row in rows)
+    audit = AuditLogEntry.objects.order_by("pk")[audit_before:]
+    assert [(a.action, a.actor_label) for a in audit] == [
+        ("external_attributes_changed", scim.provider.credential_username)
+    ]
+    assert r["ETag"] == 'W/"2"'
+
+
+def test_patch_that_changes_nothing_writes_nothing(scim):
+    user = created(scim, new_user(1, title="Countess"))
+    before = snapshot()
+    r = scim.patch(
+        f"/Users/{user.provider_link.scim_id}",
+        patch_ops(
+            {"op": "replace", "path": "title", "value": "Countess"},
+            {"op": "replace", "value": {"active": True}},
+        ),
+    )
+    assert r.status_code == 200, r.content
+    assert snapshot() == before
+
+
+# --- DELETE ---------------------------------------------------------------------------------
+
+
+def test_delete_blocks_schedules_deactivation_and_hides_the_user(scim):
+    user = created(scim, new_user(1))
+    uid = user.provider_link.scim_id
+    r = scim.delete(f"/Users/{uid}")
+    assert r.status_code == 204, r.content
+    user.refresh_from_db()
+    assert user.status == UserStatus.BLOCKED
+    assert PendingDeactivation.objects.filter(user=user, state=DeactivationState.PENDING).exists()
+    assert scim.get("/Users").json()["totalResults"] == 0
+    assert_scim_error(scim.delete(f"/Users/{uid}"), 404)
+
+
+# --- ETags ----------------------------------------------------------------------------------
+
+
+def test_if_none_match_current_version_is_304(scim):
+    user = created(scim, new_user(1))
+    r = scim.get(f"/Users/{user.provider_link.scim_id}", HTTP_IF_NONE_MATCH='W/"1"')
+    assert r.status_code == 304, r.content
+    assert r["ETag"] == 'W/"1"'
+
+
+def test_if_none_match_stale_version_returns_the_body(scim):
+    user = created(scim, new_user(1))
+    r = scim.get(f"/Users/{user.provider_link.scim_id}", HTTP_IF_NONE_MATCH='W/"0"')
+    assert r.status_code == 200, r.content
+
+
+def test_if_match_stale_version_is_412_and_changes_nothing(scim):
+    user = created(scim, new_user(1))
+    uid = user.provider_link.scim_id
+    scim.patch(f"/Users/{uid}", patch_ops({"op": "replace", "path": "title", "value": "A"}))
+    before = snapshot()
+    stale = {"HTTP_IF_MATCH": 'W/"1"'}
+    ops = patch_ops({"op": "replace", "path": "title", "value": "B"})
+    assert_scim_error(scim.patch(f"/Users/{uid}", ops, **stale), 412)
+    assert_scim_error(scim.put(f"/Users/{uid}", new_user(1, title="B"), **stale), 412)
+    assert_scim_error(scim.delete(f"/Users/{uid}", **stale), 412)
+    assert snapshot() == before
+
+
+def test_if_match_current_version_applies(scim):
+    user = created(scim, new_user(1))
+    r = scim.patch(
+        f"/Users/{user.provider_link.scim_id}",
+        patch_ops({"op": "replace", "path": "title", "value": "A"}),
+        HTTP_IF_MATCH='W/"1"',
+    )
+    assert r.status_code == 200, r.content
+    assert r["ETag"] == 'W/"2"' == r.json()["meta"]["version"]
+
+
+# --- lifecycle ------------------------------------------------------------------------------
+
+
+def test_active_false_blocks_now_and_schedules_deactivation(scim):
+    user = created(scim, new_user(1))
+    r = scim.patch(
+        f"/Users/{user.provider_link.scim_id}",
+        patch_ops({"op": "replace", "path": "active", "value": False}),
+    )
+    assert r.status_code == 200, r.content
+    assert r.json()["active"] is False
+    user.refresh_from_db()
+    assert user.status == UserStatus.BLOCKED
+    pending = PendingDeactivation.objects.get(user=user)
+    assert pending.state == DeactivationState.PENDING
+    assert pending.due_at - pending.created_at == scim.provider.deactivation_delay
+    changes = set(
+        SyncLogEntry.objects.filter(user_id=user.pk).values_list("change_type", flat=True)
+    )
+    assert {SyncChange.USER_BLOCKED, SyncChange.DEACTIVATION_SCHEDULED} <= changes
+
+
+def test_active_true_within_the_delay_cancels_the_deactivation(scim):
+    user = created(scim, new_user(1))
+    uid = user.provider_link.scim_id
+    scim.patch(f"/Users/{uid}", patch_ops({"op": "replace", "path": "active", "value": False}))
+    with time_machine.travel(timezone.now() + timedelta(minutes=5), tick=False):
+        r = scim.patch(
+            f"/Users/{uid}", patch_ops({"op": "replace", "path": "active", "value": True})
+        )
+    assert r.status_code == 200, r.content
+    assert r.json()["active"] is True
+    user.refresh_from_db()
+    assert user.status == UserStatus.ACTIVE
+    assert PendingDeactivation.objects.get(user=user).state == DeactivationState.CANCELLED
+
+
+def test_active_false_resent_does_not_schedule_twice(scim):
+    user = created(scim, new_user(1))
+    uid = user.provider_link.scim_id
+    ops = patch_ops({"op": "replace", "path": "active", "value": False})
+    scim.patch(f"/Users/{uid}", ops)
+    before = snapshot()
+    r = scim.patch(f"/Users/{uid}", ops)
+    assert r.status_code == 200, r.content
+    assert snapshot() == before
+
+
+def test_put_active_false_blocks_the_user(scim):
+    user = created(scim, new_user(1))
+    r = scim.put(f"/Users/{user.provider_link.scim_id}", new_user(1, active=False))
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert user.status == UserStatus.BLOCKED
+    assert r.json() == expected_scim_user(scim, user)
+
+
+def test_active_true_reactivates_a_deactivated_user(make_scim):
+    client = make_scim("Immediate", "token", delay=timedelta(0))
+    user = created(client, new_user(1))
+    uid = user.provider_link.scim_id
+    client.patch(f"/Users/{uid}", patch_ops({"op": "replace", "path": "active", "value": False}))
+    user.refresh_from_db()
+    assert user.status == UserStatus.DEACTIVATED
+    r = client.patch(f"/Users/{uid}", patch_ops({"op": "replace", "path": "active", "value": True}))
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert user.status == UserStatus.ACTIVE
