@@ -42,6 +42,11 @@ class Provider(models.Model):
     deactivation_delay = models.DurationField(
         default=default_deactivation_delay, validators=[validate_deactivation_delay]
     )
+    # Maintained by provisioning.user_sync in the same transaction as each link change, and
+    # read for free with the credential check: an unfiltered SCIM list needs no COUNT(*) scan
+    # (provisioning/scim/views.py), and ``user_removals`` tells when list positions shifted.
+    user_count = models.PositiveIntegerField(default=0, editable=False)
+    user_removals = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -13,6 +13,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from identity import services as identity_services
@@ -102,6 +103,14 @@ def _validated(provider: Provider, state: dict[str, Any], link: ProviderUser | N
     return state
 
 
+def _count_link(provider: Provider, delta: int) -> None:
+    """Keep Provider.user_count exact, in the transaction that adds or removes the link."""
+    changes = {"user_count": F("user_count") + delta}
+    if delta < 0:
+        changes["user_removals"] = F("user_removals") + 1
+    Provider.objects.filter(pk=provider.pk).update(**changes)
+
+
 def _uuid_or_none(value: str):
     import uuid
 
@@ -154,6 +163,7 @@ def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> P
     adopted = _check_collisions(provider, state, None)
     if adopted is not None:
         link = ProviderUser.objects.create(provider=provider, user=adopted)
+        _count_link(provider, +1)
         record.audit(actor=actor, action="user_added", target_label=adopted.username)
         return _apply(link, state, actor=actor, adopting=True)
     organization, roles = mapping.initial_placement(provider)
@@ -182,6 +192,7 @@ def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> P
         org_attribute=state["org_attribute"],
         created_at=now,
     )
+    _count_link(provider, +1)
     record.sync_change(
         actor=actor, user_id=user.pk, user_label=user.username,
         change=SyncChange.USER_ADDED, attribute="userName", new=user.username,
@@ -279,6 +290,7 @@ def remove_user(link: ProviderUser, *, actor: Actor) -> None:
     if user.status != UserStatus.DEACTIVATED:
         identity_services.deprovision(user, actor=actor, delay=link.provider.deactivation_delay)
     link.delete()
+    _count_link(link.provider, -1)
     record.sync_change(
         actor=actor, user_id=user.pk, user_label=user.username,
         change=SyncChange.USER_REMOVED, attribute="provider", old=link.provider.name,

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpResponse
 from rest_framework.response import Response
 
 from provisioning import user_sync
-from provisioning.models import GroupMembership, ProviderUser
+from provisioning.models import ProviderUser
 from provisioning.selectors import provider_users
 
-from . import discovery, errors, filters
+from . import discovery, errors, filters, user_rows
 from .base import ScimView, list_response, paging, project
-from .users import UserAdapter, etag, state_of, to_resource
+from .users import UserAdapter, etag, state_of
 
 # --- discovery ------------------------------------------------------------------------------
 
@@ -103,20 +104,49 @@ def _sort_field(request, attributes: dict) -> str | None:
     return f"-{field}" if order == "descending" else field
 
 
-def page_of(queryset, request, attributes: dict):
-    """Filter, count and page ``queryset`` in SQL: the page's primary keys come from one
-    narrow query (an index walk on (provider, id)), the rows from a second by key, so a deep
-    page costs about what the first does."""
+ANCHOR_SECONDS = 600
+
+
+def page_of(queryset, request, attributes: dict, *, total=None, anchors: str = "", distinct=True):
+    """Filter, count and page ``queryset`` in SQL; returns (totalResults, startIndex, ids).
+
+    The page's primary keys come from one narrow query (an index walk on (provider, id)),
+    the rows from a second by key. ``total`` is the provider's maintained count, used when
+    there is no filter, so no COUNT(*) walks every row. ``anchors`` scopes a cache of keyset
+    anchors (the id just before a startIndex): a sequential walk (Okta's import) and a
+    repeated deep page are served by ``id > anchor`` instead of OFFSET, so any page costs
+    about what the first does. The scope must change whenever positions can shift (a user
+    removed), which the caller's provider removal counter guarantees.
+    """
     filter_text = request.query_params.get("filter")
     if filter_text:
-        queryset = queryset.filter(filters.to_q(filter_text, attributes)).distinct()
+        queryset = queryset.filter(filters.to_q(filter_text, attributes))
+        if distinct:
+            queryset = queryset.distinct()
     sort = _sort_field(request, attributes)
     queryset = filters.checked(queryset.order_by(*([sort, "id"] if sort else ["id"])))
     start, count = paging(request)
-    total = queryset.count()
+    if total is None or filter_text:
+        total = queryset.count()
     if count == 0 or start > total:
         return total, start, []
-    ids = list(queryset.values_list("id", flat=True)[start - 1 : start - 1 + count])
+    ids_query = queryset.values_list("id", flat=True)
+    use_anchors = bool(anchors) and not filter_text and not sort
+    key = f"scim-anchor:{anchors}:{{}}"
+    if start == 1:
+        ids = list(ids_query[:count])
+    else:
+        anchor = cache.get(key.format(start)) if use_anchors else None
+        if anchor is not None:
+            ids = list(ids_query.filter(id__gt=anchor)[:count])
+        else:
+            # One row more, from just before the page: it is the anchor of this startIndex.
+            ids = list(ids_query[start - 2 : start - 1 + count])
+            if use_anchors and ids:
+                cache.set(key.format(start), ids[0], ANCHOR_SECONDS)
+            ids = ids[1:]
+    if use_anchors and ids:
+        cache.set(key.format(start + len(ids)), ids[-1], ANCHOR_SECONDS)
     return total, start, ids
 
 
@@ -124,36 +154,13 @@ def page_of(queryset, request, attributes: dict):
 
 
 class UserResourceMixin:
-    def links_by_ids(self, ids: list[int]) -> list[ProviderUser]:
-        rows = ProviderUser.objects.filter(id__in=ids).select_related(
-            "provider", "user", "user__manager", "user__manager__provider_link"
-        )
-        by_id = {row.id: row for row in rows}
-        return [by_id[i] for i in ids if i in by_id]
-
-    def groups_of(self, links: list[ProviderUser]) -> dict[int, list[dict]]:
-        base = self.provider.base_url
-        groups: dict[int, list[dict]] = {link.user_id: [] for link in links}
-        memberships = GroupMembership.objects.filter(
-            user_id__in=list(groups), group__provider=self.provider
-        ).select_related("group")
-        for membership in memberships.order_by("group_id"):
-            group = membership.group
-            groups[membership.user_id].append(
-                {
-                    "value": str(group.scim_id),
-                    "$ref": f"{base}/Groups/{group.scim_id}",
-                    "display": group.display_name,
-                    "type": "direct",
-                }
-            )
-        return groups
-
-    def render(self, links: list[ProviderUser]) -> list[dict]:
-        groups = self.groups_of(links)
+    def render(self, ids: list[int]) -> list[dict]:
+        rows = user_rows.rows_by_ids(ids)
+        groups = user_rows.groups_by_user(self.provider, [row["user_id"] for row in rows])
         base = self.provider.base_url
         return [
-            project(to_resource(link, base, groups[link.user_id]), self.request) for link in links
+            project(user_rows.resource_from_row(row, base, groups[row["user_id"]]), self.request)
+            for row in rows
         ]
 
     def get_link(self, scim_id: str, *, for_update: bool = False) -> ProviderUser:
@@ -167,8 +174,7 @@ class UserResourceMixin:
         return link
 
     def respond(self, link: ProviderUser, status: int = 200) -> Response:
-        link = self.links_by_ids([link.id])[0]
-        response = Response(self.render([link])[0], status=status)
+        response = Response(self.render([link.id])[0], status=status)
         response["ETag"] = etag(link)
         if status == 201:
             response["Location"] = f"{self.provider.base_url}/Users/{link.scim_id}"
@@ -183,10 +189,16 @@ def _provisioning_error(exc: user_sync.ProvisioningError) -> errors.ScimError:
 
 class UsersView(UserResourceMixin, ScimView):
     def get(self, request, provider_slug):
+        provider = self.provider
         total, start, ids = page_of(
-            provider_users(self.provider), request, filters.USER_FILTER_ATTRIBUTES
+            provider_users(provider),
+            request,
+            filters.USER_FILTER_ATTRIBUTES,
+            total=provider.user_count,
+            anchors=f"users:{provider.pk}:{provider.user_removals}",
+            distinct=False,  # user filters join one-to-one: no duplicate rows
         )
-        return Response(list_response(self.render(self.links_by_ids(ids)), total, start))
+        return Response(list_response(self.render(ids), total, start))
 
     def post(self, request, provider_slug):
         adapter = UserAdapter.from_resource(self.json_body())
