@@ -8,6 +8,7 @@ transaction per request.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Prefetch
 from django.http import HttpResponse
@@ -20,6 +21,7 @@ from provisioning.selectors import provider_groups
 from . import errors, filters
 from .base import ScimView, list_response, project
 from .groups import GroupAdapter, etag, member_resource, to_resource
+from .schema import CORE_GROUP
 from .views import _check_if_match, _not_modified, _uuid, page_of
 
 
@@ -101,9 +103,21 @@ def _state_of(group: ScimGroup) -> dict:
 
 class GroupsView(GroupResourceMixin, ScimView):
     def get(self, request, provider_slug):
-        total, start, ids = page_of(
-            provider_groups(self.provider), request, filters.GROUP_FILTER_ATTRIBUTES
-        )
+        queryset = provider_groups(self.provider)
+        if request.query_params.get("filter"):
+            # A members filter joins the memberships: one group would match once per
+            # matching member (``members[value eq "a"] or members[value eq "b"]``).
+            queryset = queryset.distinct()
+        sort_by = (request.query_params.get("sortBy") or "").strip().lower()
+        if sort_by.removeprefix(CORE_GROUP.lower() + ":").split(".")[0].startswith("members"):
+            # Sorting by a multi-valued attribute would list a group once per member.
+            raise errors.InvalidValue(f"Cannot sort by {request.query_params['sortBy']!r}.")
+        try:
+            total, start, ids = page_of(queryset, request, filters.GROUP_FILTER_ATTRIBUTES)
+        except ValidationError as exc:
+            # id and members.value are UUIDs: a value that is none ('id eq "zz"', 'members
+            # pr' compares with "") fails only when the query runs, past filters.checked().
+            raise errors.InvalidFilter(f"Invalid value in filter: {exc.messages[0]}") from None
         return Response(list_response(self.render(self.groups_by_ids(ids)), total, start))
 
     def post(self, request, provider_slug):

@@ -20,4 +20,6 @@ urlpatterns = [
     re_path(
         _base + r"Groups/(?P<scim_id>[^/]+)/?$", group_views.GroupDetailView.as_view(), name="group"
     ),
+    # Must stay last: everything else under a SCIM base URL is a SCIM 404.
+    re_path(_base + r".*$", views.UnknownEndpointView.as_view()),
 ]

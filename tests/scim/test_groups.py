@@ -257,10 +257,28 @@ def test_filter_by_member_value_in_both_shapes(scim):
     assert [g["id"] for g in r.json()["Resources"]] == [eng["id"], sales["id"]]
 
 
+def test_a_group_matching_several_member_filters_is_listed_once(scim):
+    alice, bob = make_users(scim, 2)
+    group = make_group(scim, members=[alice, bob])
+    text = f'members[value eq "{alice}"] or members[value eq "{bob}"]'
+    r = scim.get(f"/Groups?filter={text}")
+    assert r.status_code == 200, r.content
+    assert r.json()["totalResults"] == 1, r.content
+    assert [g["id"] for g in r.json()["Resources"]] == [group["id"]]
+
+
 def test_bad_filter_is_400_invalid_filter(scim):
     assert_error(scim.get('/Groups?filter=members[type eq "User"]'), 400, "invalidFilter")
     assert_error(scim.get('/Groups?filter=nickname eq "x"'), 400, "invalidFilter")
     assert_error(scim.get("/Groups?filter=displayName eq"), 400, "invalidFilter")
+    assert_error(scim.get('/Groups?filter=id eq "not-a-uuid"'), 400, "invalidFilter")
+    assert_error(scim.get('/Groups?filter=members.value eq "zz"'), 400, "invalidFilter")
+
+
+def test_sort_by_members_is_400(scim):
+    make_group(scim)
+    assert_error(scim.get("/Groups?sortBy=members.value"), 400, "invalidValue")
+    assert_error(scim.get("/Groups?sortBy=members"), 400, "invalidValue")
 
 
 def test_paging_and_sort_by_display_name(scim):
