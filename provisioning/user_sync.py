@@ -77,10 +77,16 @@ def _validated(provider: Provider, state: dict[str, Any], link: ProviderUser | N
                 "(two letters, such as US); map a 2-letter code such as usageLocation."
             )
         state["country"] = country
-    for field in ("username", "email", "display_name", "given_name", "family_name"):
-        limit = User._meta.get_field(USER_COLUMNS[field]).max_length
-        if len(state[field]) > limit:
-            raise ProvisioningError(f"{field} is longer than {limit} characters.")
+    # Every stored string is checked: SQLite would keep an over-long value, PostgreSQL would
+    # fail the write with a 500; the IdP must get a 400 naming the attribute.
+    columns = [(f, User, c) for f, c in USER_COLUMNS.items()]
+    columns += [(f, ProviderUser, c) for f, c in LINK_COLUMNS.items()]
+    for field, model, column in columns:
+        limit = model._meta.get_field(column).max_length
+        if limit is not None and len(state[field]) > limit:
+            from .scim.users import SCIM_NAMES  # names as the IdP knows them
+
+            raise ProvisioningError(f"{SCIM_NAMES[field]} is longer than {limit} characters.")
     manager = None
     if state["manager"]:
         manager_link = (

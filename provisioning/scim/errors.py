@@ -117,6 +117,10 @@ def scim_exception_handler(exc, context):
         status, scim_type, detail = 406, None, str(exc.detail)
     elif isinstance(exc, drf.APIException):
         status, scim_type, detail = exc.status_code, None, str(exc.detail)
+    elif isinstance(exc, ValidationError):
+        # A model or lookup value Django refused (a filter's date that is not one): the
+        # client's input, so a 400 naming it, never a 500. Raised before any write committed.
+        status, scim_type, detail = 400, "invalidValue", from_validation_error(exc).detail
     else:
         request_id = getattr(request, "scim_request_id", "")
         logger.exception("Unexpected error in SCIM request %s", request_id)

@@ -59,6 +59,27 @@ _EXTENSION_FIELDS = {
 }
 # Core attributes whose whole value is a complex or multi-valued object.
 _COMPLEX = ("name", "emails", "addresses")
+# RFC 7643 §4.1: the sub-attributes of the core complex attributes. A PATCH path naming any
+# other (``name.middleInitial``) is an unknown path, not a silent 200.
+_MULTI_VALUED_SUBS = {"value", "display", "type", "primary"}
+_CORE_SUB_ATTRIBUTES = {
+    "name": {
+        "formatted", "familyname", "givenname", "middlename", "honorificprefix",
+        "honorificsuffix",
+    },
+    "addresses": {
+        "formatted", "streetaddress", "locality", "region", "postalcode", "country", "type",
+        "primary",
+    },
+    "emails": _MULTI_VALUED_SUBS,
+    "phonenumbers": _MULTI_VALUED_SUBS,
+    "ims": _MULTI_VALUED_SUBS,
+    "photos": _MULTI_VALUED_SUBS,
+    "entitlements": _MULTI_VALUED_SUBS,
+    "roles": _MULTI_VALUED_SUBS,
+    "x509certificates": _MULTI_VALUED_SUBS,
+    "groups": {"value", "$ref", "display", "type"},
+}  # fmt: skip
 _PREFERRED_TYPES = {"work"}
 
 
@@ -241,6 +262,10 @@ class UserAdapter(SCIMMixin):
             and (uri is None or uri.lower() == CORE_USER.lower())
         )
         if field_for_path(attribute, sub, uri) is None and not whole_complex:
+            raise errors.InvalidPath(f"Unknown attribute path {path!r}.")
+        known_subs = _CORE_SUB_ATTRIBUTES.get(attribute.lower())
+        core = uri is None or uri.lower() == CORE_USER.lower()
+        if sub is not None and core and known_subs is not None and sub.lower() not in known_subs:
             raise errors.InvalidPath(f"Unknown attribute path {path!r}.")
         if type_filter is not None and type_filter not in _PREFERRED_TYPES | {"primary"}:
             return  # an email or address of another type ("home"): not kept here

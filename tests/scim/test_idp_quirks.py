@@ -1,0 +1,290 @@
+"""What Okta, Microsoft Entra ID and PingOne really send, fed from their literal payloads
+(tests/scim/payloads/<idp>/<quirk>.json)."""
+
+import uuid
+
+import pytest
+
+from identity.models import DeactivationState, PendingDeactivation, User, UserStatus
+from synclog.models import AuditLogEntry, SyncChange, SyncLogEntry
+from tests.scim.conftest import (
+    LIST_URN,
+    assert_scim_error,
+    created,
+    expected_scim_user,
+    idp_request,
+    new_user,
+    payload,
+    snapshot,
+)
+
+pytestmark = pytest.mark.django_db
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+# --- Okta -----------------------------------------------------------------------------------
+
+
+def test_okta_create_user_ignores_password_locale_and_groups(scim):
+    r = scim.post("/Users", payload("okta/create_user"))
+    assert r.status_code == 201, r.content
+    user = User.objects.get(username="test.user@okta.local")
+    assert (user.given_name, user.family_name, user.display_name, user.email) == (
+        "Test",
+        "User",
+        "Test User",
+        "test.user@okta.local",
+    )
+    assert user.provider_link.external_id == "00ujl29u0le5T6Aj10h7"
+    assert not user.has_usable_password()
+    assert r.json() == expected_scim_user(scim, user)
+
+
+def test_okta_create_with_custom_extension_keeps_org_and_addresses(scim):
+    user = created(scim, payload("okta/create_user_custom_extension"))
+    assert user.provider_link.org_attribute == "Sales"
+    assert (user.locality, user.region, user.country) == ("Minneapolis", "MN", "US")
+    assert (user.department, user.division, user.title, user.user_type) == (
+        "Sales",
+        "Americas",
+        "Account Executive",
+        "Employee",
+    )
+
+
+def test_okta_custom_attribute_namespace_named_by_the_admin_keeps_org(scim):
+    body = payload("okta/create_user_custom_extension")
+    block = body.pop("urn:ietf:params:scim:schemas:extension:gatehouse:2.0:User")
+    body["urn:ietf:params:scim:schemas:extension:acme:2.0:User"] = {**block, "costCode": "7"}
+    user = created(scim, body)
+    assert user.provider_link.org_attribute == "Sales"
+
+
+def test_okta_filter_before_create_then_create(scim):
+    r = idp_request(scim, "okta/filter_before_create")
+    assert r.status_code == 200, r.content
+    assert r.json()["totalResults"] == 0
+    user = created(scim, payload("okta/create_user"))
+    r = idp_request(scim, "okta/filter_before_create")
+    body = r.json()
+    assert (body["totalResults"], body["startIndex"], body["itemsPerPage"]) == (1, 1, 1)
+    assert body["schemas"] == [LIST_URN]
+    assert body["Resources"] == [expected_scim_user(scim, user)]
+
+
+def test_okta_put_full_replace_updates_and_keeps_the_id(scim):
+    user = created(scim, payload("okta/create_user"))
+    uid = str(user.provider_link.scim_id)
+    body = payload("okta/put_full_replace")
+    body["id"] = uid
+    r = scim.put(f"/Users/{uid}", body)
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert (user.given_name, user.display_name) == ("Another", "Another User")
+    assert r.json() == expected_scim_user(scim, user)
+    assert r.json()["id"] == uid
+
+
+def test_okta_put_resent_unchanged_writes_nothing(scim):
+    user = created(scim, payload("okta/create_user"))
+    uid = str(user.provider_link.scim_id)
+    body = payload("okta/put_full_replace")
+    body["id"] = uid
+    assert scim.put(f"/Users/{uid}", body).status_code == 200
+    before = snapshot()
+    r = scim.put(f"/Users/{uid}", body)
+    assert r.status_code == 200, r.content
+    assert snapshot() == before
+
+
+def test_okta_replace_without_path_deactivates_and_reactivates(scim):
+    user = created(scim, payload("okta/create_user"))
+    uid = user.provider_link.scim_id
+    r = scim.patch(f"/Users/{uid}", payload("okta/patch_deactivate"))
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert user.status == UserStatus.BLOCKED
+    assert PendingDeactivation.objects.get(user=user).state == DeactivationState.PENDING
+    r = scim.patch(f"/Users/{uid}", payload("okta/patch_reactivate"))
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert user.status == UserStatus.ACTIVE
+    assert PendingDeactivation.objects.get(user=user).state == DeactivationState.CANCELLED
+
+
+def test_okta_password_push_is_accepted_and_changes_nothing(scim):
+    user = created(scim, payload("okta/create_user"))
+    before = snapshot()
+    r = scim.patch(f"/Users/{user.provider_link.scim_id}", payload("okta/patch_password"))
+    assert r.status_code == 200, r.content
+    assert snapshot() == before
+
+
+# --- Entra ----------------------------------------------------------------------------------
+
+
+def test_entra_probe_for_a_random_id_is_404(other_scim):
+    assert_scim_error(other_scim.get(f"/Users/{uuid.uuid4()}"), 404)
+
+
+def test_entra_probe_filter_then_create(other_scim):
+    r = idp_request(other_scim, "entra/probe_filter")
+    assert r.status_code == 200, r.content
+    assert r.json()["totalResults"] == 0
+    r = other_scim.post("/Users", payload("entra/create_user"))
+    assert r.status_code == 201, r.content
+    user = User.objects.get(username="jdoe@contoso.com")
+    assert r.json() == expected_scim_user(other_scim, user)
+    assert idp_request(other_scim, "entra/probe_filter").json()["totalResults"] == 1
+
+
+def test_entra_create_keeps_work_address_enterprise_and_ignores_phones(other_scim):
+    user = created(other_scim, payload("entra/create_user"))
+    assert user.provider_link.external_id == "jdoe"
+    assert (user.title, user.display_name) == ("Engineer", "John Doe")
+    assert (user.locality, user.region, user.country) == ("Redmond", "WA", "US")
+    assert (user.department, user.employee_number) == ("Engineering", "701984")
+
+
+def test_entra_capitalised_ops(other_scim):
+    user = created(other_scim, payload("entra/create_user"))
+    r = other_scim.patch(
+        f"/Users/{user.provider_link.scim_id}", payload("entra/patch_capitalised_ops")
+    )
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert (user.title, user.family_name) == ("Principal Engineer", "Doe-Smith")
+    assert r.json() == expected_scim_user(other_scim, user)
+
+
+def test_entra_active_false_as_a_string_blocks_and_true_cancels(other_scim):
+    user = created(other_scim, payload("entra/create_user"))
+    uid = user.provider_link.scim_id
+    r = other_scim.patch(f"/Users/{uid}", payload("entra/patch_active_false_string"))
+    assert r.status_code == 200, r.content
+    assert r.json()["active"] is False
+    user.refresh_from_db()
+    assert user.status == UserStatus.BLOCKED
+    assert PendingDeactivation.objects.filter(user=user, state=DeactivationState.PENDING).exists()
+    r = other_scim.patch(f"/Users/{uid}", payload("entra/patch_active_true_string"))
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert user.status == UserStatus.ACTIVE
+    assert not PendingDeactivation.objects.filter(
+        user=user, state=DeactivationState.PENDING
+    ).exists()
+
+
+def test_entra_add_manager_by_id_then_remove_it(other_scim):
+    manager = created(other_scim, new_user(9))
+    user = created(other_scim, payload("entra/create_user"))
+    uid = user.provider_link.scim_id
+    body = payload("entra/patch_add_manager")
+    body["Operations"][0]["value"] = str(manager.provider_link.scim_id)
+    sync_before = SyncLogEntry.objects.count()
+    r = other_scim.patch(f"/Users/{uid}", body)
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert user.manager_id == manager.pk
+    assert r.json() == expected_scim_user(other_scim, user)
+    assert r.json()[ENTERPRISE]["manager"]["value"] == str(manager.provider_link.scim_id)
+    row = SyncLogEntry.objects.order_by("pk")[sync_before:].get()
+    assert (row.change_type, row.attribute, row.new_value) == (
+        SyncChange.ATTRIBUTE_UPDATED,
+        "manager",
+        str(manager.pk),  # PRODUCT.md "Sync log": manager values carry the user id
+    )
+    r = other_scim.patch(f"/Users/{uid}", payload("entra/patch_remove_manager"))
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert user.manager_id is None
+
+
+def test_entra_email_value_path_changes_only_the_email(other_scim):
+    user = created(other_scim, payload("entra/create_user"))
+    r = other_scim.patch(
+        f"/Users/{user.provider_link.scim_id}", payload("entra/patch_email_value_path")
+    )
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert (user.email, user.username) == ("john.doe@contoso.com", "jdoe@contoso.com")
+
+
+def test_entra_address_value_paths_keep_locality_and_ignore_street(other_scim):
+    user = created(other_scim, payload("entra/create_user"))
+    sync_before = SyncLogEntry.objects.count()
+    r = other_scim.patch(
+        f"/Users/{user.provider_link.scim_id}", payload("entra/patch_address_value_paths")
+    )
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert (user.locality, user.region) == ("Seattle", "WA")
+    rows = SyncLogEntry.objects.order_by("pk")[sync_before:]
+    assert [(s.attribute, s.old_value, s.new_value) for s in rows] == [
+        ("addresses.locality", "Redmond", "Seattle")
+    ]
+
+
+def test_entra_replace_with_an_object_of_dotted_paths(other_scim):
+    user = created(other_scim, payload("entra/create_user"))
+    r = other_scim.patch(
+        f"/Users/{user.provider_link.scim_id}", payload("entra/patch_dotted_object_value")
+    )
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert (user.given_name, user.department) == ("Jonathan", "Research")
+
+
+def test_entra_three_letter_country_is_400_and_changes_nothing(other_scim):
+    user = created(other_scim, payload("entra/create_user"))
+    before = snapshot()
+    r = other_scim.patch(
+        f"/Users/{user.provider_link.scim_id}", payload("entra/patch_country_three_letters")
+    )
+    body = assert_scim_error(r, 400, "invalidValue")
+    assert "USA" in body["detail"]
+    assert snapshot() == before
+
+
+def test_entra_home_email_value_path_is_ignored(other_scim):
+    user = created(other_scim, payload("entra/create_user"))
+    before = snapshot()
+    body = payload("entra/patch_email_value_path")
+    body["Operations"][0]["path"] = 'emails[type eq "home"].value'
+    r = other_scim.patch(f"/Users/{user.provider_link.scim_id}", body)
+    assert r.status_code == 200, r.content
+    assert snapshot() == before
+
+
+# --- PingOne --------------------------------------------------------------------------------
+
+
+def test_pingone_basic_auth_creates_with_top_level_org_attribute(scim_basic):
+    r = scim_basic.post("/Users", payload("pingone/create_user_top_level_org"))
+    assert r.status_code == 201, r.content
+    user = User.objects.get(username="pat.ping@example.org")
+    assert user.provider_link.org_attribute == "Field Engineering"
+    assert r.json() == expected_scim_user(scim_basic, user)
+    assert AuditLogEntry.objects.filter(
+        action="user_added", actor_label=scim_basic.provider.credential_username
+    ).exists()
+
+
+def test_pingone_bearer_auth_creates_with_org_in_custom_extension(make_scim):
+    pingone = make_scim("PingOne Bearer", "token")
+    user = created(pingone, payload("pingone/create_user_custom_extension"))
+    assert user.provider_link.org_attribute == "Support"
+
+
+def test_org_attribute_change_is_one_sync_row(scim_basic):
+    user = created(scim_basic, payload("pingone/create_user_top_level_org"))
+    body = payload("pingone/create_user_top_level_org")
+    body["c42OrgName"] = "Sales"
+    sync_before = SyncLogEntry.objects.count()
+    r = scim_basic.put(f"/Users/{user.provider_link.scim_id}", body)
+    assert r.status_code == 200, r.content
+    rows = SyncLogEntry.objects.order_by("pk")[sync_before:]
+    assert [(s.attribute, s.old_value, s.new_value) for s in rows] == [
+        ("c42OrgName", "Field Engineering", "Sales")
+    ]

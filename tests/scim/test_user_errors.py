@@ -1,0 +1,335 @@
+"""Bad input to /Users: a SCIM error body with the 4xx that names the problem, and nothing
+written (no user, link, pending deactivation, sync-log or audit row)."""
+
+import pytest
+from django.core.cache import cache
+from django.test import override_settings
+
+from identity.models import User
+from synclog.models import RejectedRequest
+from tests.scim.conftest import (
+    assert_scim_error,
+    created,
+    new_user,
+    patch_ops,
+    payload,
+    snapshot,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ada(scim):
+    return created(scim, new_user(1, title="Countess"))
+
+
+def uid_of(user) -> str:
+    return str(user.provider_link.scim_id)
+
+
+# --- body syntax and media type -------------------------------------------------------------
+
+
+def test_malformed_json_is_400_invalid_syntax(scim, ada):
+    before = snapshot()
+    assert_scim_error(scim.post("/Users", '{"userName": "x@y.com",'), 400, "invalidSyntax")
+    assert_scim_error(scim.patch(f"/Users/{uid_of(ada)}", "{nope"), 400, "invalidSyntax")
+    assert_scim_error(scim.put(f"/Users/{uid_of(ada)}", "[1, 2]"), 400, "invalidSyntax")
+    assert snapshot() == before
+
+
+def test_text_plain_body_is_415(scim, ada):
+    before = snapshot()
+    body = '{"userName": "x@y.com"}'
+    assert_scim_error(scim.post("/Users", body, content_type="text/plain"), 415)
+    assert_scim_error(scim.patch(f"/Users/{uid_of(ada)}", body, content_type="text/plain"), 415)
+    assert snapshot() == before
+
+
+def test_patch_without_operations_is_400(scim, ada):
+    before = snapshot()
+    r = scim.patch(f"/Users/{uid_of(ada)}", {"schemas": [], "op": "replace"})
+    assert_scim_error(r, 400, "invalidSyntax")
+    assert snapshot() == before
+
+
+def test_patch_unknown_op_is_400(scim, ada):
+    before = snapshot()
+    r = scim.patch(f"/Users/{uid_of(ada)}", patch_ops({"op": "merge", "path": "title"}))
+    assert_scim_error(r, 400, "invalidSyntax")
+    assert snapshot() == before
+
+
+def test_patch_remove_without_path_is_400_no_target(scim, ada):
+    before = snapshot()
+    r = scim.patch(f"/Users/{uid_of(ada)}", patch_ops({"op": "remove"}))
+    assert_scim_error(r, 400, "noTarget")
+    assert snapshot() == before
+
+
+# --- filters and paging ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "filter_text",
+    [
+        'userName eq "x',
+        "userName eq",
+        'userName zz "x"',
+        'foo eq "x"',
+        'name.middleName eq "x"',
+        "active eq 3",
+        pytest.param(
+            'meta.lastModified gt "not a date"',
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="views.page_of builds queryset.filter(Q) outside filters.checked: "
+                "Django's ValidationError for the date escapes as 400 invalidValue (was 500), "
+                "not invalidFilter; views.py is not ours to edit",
+            ),
+        ),
+        "(((",
+    ],
+)
+def test_bad_filter_is_400_invalid_filter(scim, ada, filter_text):
+    before = snapshot()
+    assert_scim_error(scim.get("/Users", data={"filter": filter_text}), 400, "invalidFilter")
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("query", ["startIndex=abc", "count=abc", "count=1.5", "startIndex="])
+def test_bad_paging_is_400(scim, ada, query):
+    r = scim.get(f"/Users?{query}")
+    if query == "startIndex=":
+        assert r.status_code == 200, r.content  # empty means the default
+        return
+    assert_scim_error(r, 400, "invalidValue")
+
+
+@pytest.mark.parametrize("sort", ["sortBy=foo", "sortBy=userName&sortOrder=sideways"])
+def test_bad_sort_is_400(scim, ada, sort):
+    assert_scim_error(scim.get(f"/Users?{sort}"), 400, "invalidValue")
+
+
+# --- values ---------------------------------------------------------------------------------
+
+
+def test_patch_unknown_attribute_path_is_400_invalid_path(scim, ada):
+    before = snapshot()
+    for path in (
+        "foo",
+        "name.middleInitial",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:shoeSize",
+        'emails[type eq "work"].nope',
+        "emails[type",
+    ):
+        r = scim.patch(
+            f"/Users/{uid_of(ada)}",
+            patch_ops(
+                {"op": "replace", "path": "title", "value": "Changed"},  # must not be kept
+                {"op": "replace", "path": path, "value": "x"},
+            ),
+        )  # fmt: skip
+        assert_scim_error(r, 400, "invalidPath")
+    assert snapshot() == before
+
+
+def test_username_not_an_email_is_400_invalid_value(scim, ada):
+    before = snapshot()
+    body = assert_scim_error(scim.post("/Users", new_user(2, userName="not-an-email")), 400,
+                             "invalidValue")  # fmt: skip
+    assert "not-an-email" in body["detail"]
+    r = scim.patch(
+        f"/Users/{uid_of(ada)}", patch_ops({"op": "replace", "path": "userName", "value": "ada"})
+    )
+    assert_scim_error(r, 400, "invalidValue")
+    assert snapshot() == before
+
+
+def test_three_letter_country_is_400_invalid_value(scim, ada):
+    before = snapshot()
+    body = new_user(2, addresses=[{"type": "work", "country": "USA"}])
+    assert_scim_error(scim.post("/Users", body), 400, "invalidValue")
+    assert snapshot() == before
+
+
+def test_unknown_manager_is_400(scim, ada, other_scim):
+    foreign = created(other_scim, new_user(7))
+    before = snapshot()
+    for manager in ("not-a-uuid", "6f1c1d2e-0000-4000-8000-000000000000", uid_of(foreign)):
+        r = scim.patch(
+            f"/Users/{uid_of(ada)}",
+            patch_ops(
+                {
+                    "op": "add",
+                    "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+                    "value": manager,
+                }
+            ),
+        )
+        assert_scim_error(r, 400, "invalidValue")
+    assert snapshot() == before
+
+
+def test_own_manager_is_400(scim, ada):
+    before = snapshot()
+    r = scim.patch(
+        f"/Users/{uid_of(ada)}",
+        patch_ops(
+            {
+                "op": "add",
+                "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+                "value": uid_of(ada),
+            }
+        ),
+    )
+    assert_scim_error(r, 400, "invalidValue")
+    assert snapshot() == before
+
+
+def test_missing_username_is_400(scim):
+    before = snapshot()
+    body = new_user(2)
+    body.pop("userName")
+    assert_scim_error(scim.post("/Users", body), 400, "invalidValue")
+    assert_scim_error(scim.post("/Users", {}), 400, "invalidValue")
+    assert snapshot() == before
+
+
+def test_put_without_username_is_400(scim, ada):
+    before = snapshot()
+    body = new_user(1)
+    body.pop("userName")
+    assert_scim_error(scim.put(f"/Users/{uid_of(ada)}", body), 400, "invalidValue")
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"active": "maybe"},
+        {"name": "Ada Lovelace"},
+        {"emails": "user2@example.com"},
+        {"userName": ["user2@example.com"]},
+        {"displayName": {"formatted": "Ada"}},
+    ],
+)
+def test_wrongly_typed_values_are_400_invalid_value(scim, extra):
+    before = snapshot()
+    assert_scim_error(scim.post("/Users", new_user(2, **extra)), 400, "invalidValue")
+    assert snapshot() == before
+
+
+def test_invalid_email_value_is_400(scim):
+    before = snapshot()
+    body = new_user(2, emails=[{"value": "nope", "type": "work", "primary": True}])
+    assert_scim_error(scim.post("/Users", body), 400, "invalidValue")
+    assert snapshot() == before
+
+
+def test_too_long_value_is_400_not_500(scim):
+    before = snapshot()
+    assert_scim_error(scim.post("/Users", new_user(2, title="x" * 5000)), 400, "invalidValue")
+    assert snapshot() == before
+
+
+# --- conflicts ------------------------------------------------------------------------------
+
+
+def test_duplicate_username_differing_in_case_is_409(scim, ada):
+    before = snapshot()
+    body = assert_scim_error(
+        scim.post("/Users", new_user(1, userName="USER1@Example.com", externalId="other")),
+        409,
+        "uniqueness",
+    )
+    assert "already exists" in body["detail"]
+    assert snapshot() == before
+
+
+def test_duplicate_external_id_is_409(scim, ada):
+    before = snapshot()
+    assert_scim_error(scim.post("/Users", new_user(2, externalId="ext-1")), 409, "uniqueness")
+    assert snapshot() == before
+
+
+def test_rename_onto_an_existing_username_is_409(scim, ada):
+    other = created(scim, new_user(2))
+    before = snapshot()
+    r = scim.patch(
+        f"/Users/{uid_of(other)}",
+        patch_ops({"op": "replace", "path": "userName", "value": "User1@example.com"}),
+    )
+    assert_scim_error(r, 409, "uniqueness")
+    assert snapshot() == before
+
+
+def test_collision_with_a_local_user_is_409_saying_local(scim):
+    User.objects.create_user("admin@example.com", "pw", is_local=True)
+    before = snapshot()
+    body = assert_scim_error(
+        scim.post("/Users", new_user(2, userName="Admin@example.com")), 409, "uniqueness"
+    )
+    assert "local" in body["detail"]
+    assert snapshot() == before
+
+
+def test_collision_with_another_providers_user_is_409(scim, other_scim):
+    created(other_scim, new_user(5))
+    before = snapshot()
+    assert_scim_error(scim.post("/Users", new_user(5)), 409, "uniqueness")
+    assert snapshot() == before
+
+
+# --- rate limit and unexpected errors ---------------------------------------------------------
+
+
+def test_rate_limit_is_429_with_retry_after(scim):
+    cache.clear()
+    try:
+        with override_settings(GATEHOUSE_SCIM_RATE_LIMIT="3/m"):
+            for _ in range(3):
+                assert scim.get("/Users").status_code == 200
+            r = scim.get("/Users")
+            assert_scim_error(r, 429)
+            assert int(r["Retry-After"]) >= 1
+            before = snapshot()
+            assert_scim_error(scim.post("/Users", new_user(3)), 429)
+            assert snapshot() == before
+    finally:
+        cache.clear()
+
+
+def test_unexpected_exception_is_a_generic_500_without_its_text(scim, monkeypatch):
+    from provisioning import user_sync
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(user_sync, "create_user", explode)
+    before = snapshot()
+    r = scim.post("/Users", new_user(2))
+    body = assert_scim_error(r, 500)
+    assert b"secret detail" not in r.content
+    assert b"RuntimeError" not in r.content
+    assert "request id" in body["detail"]
+    assert snapshot() == before
+
+
+def test_rejected_requests_are_recorded_for_the_provider(scim):
+    scim.post("/Users", new_user(2, userName="nope"))
+    row = RejectedRequest.objects.get()
+    assert (row.provider_id, row.method, row.status, row.scim_type) == (
+        scim.provider.pk,
+        "POST",
+        400,
+        "invalidValue",
+    )
+
+
+def test_okta_create_resent_is_409_not_a_second_user(scim):
+    created(scim, payload("okta/create_user"))
+    before = snapshot()
+    assert_scim_error(scim.post("/Users", payload("okta/create_user")), 409, "uniqueness")
+    assert snapshot() == before
