@@ -1,0 +1,117 @@
+"""RFC 7643 §5–7 discovery: ServiceProviderConfig, ResourceTypes, Schemas."""
+
+import pytest
+from django.conf import settings
+
+from tests.scim.conftest import (
+    CORE_USER_URN,
+    ENTERPRISE_URN,
+    GATEHOUSE_URN,
+    LIST_URN,
+    assert_scim_error,
+)
+
+pytestmark = pytest.mark.django_db
+
+SPC_URN = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
+RESOURCE_TYPE_URN = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
+SCHEMA_URN = "urn:ietf:params:scim:schemas:core:2.0:Schema"
+GROUP_URN = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+def base_url(client) -> str:
+    return f"{settings.GATEHOUSE_BASE_URL}/scim/v2/{client.provider.slug}"
+
+
+def test_service_provider_config_for_a_bearer_provider(scim):
+    r = scim.get("/ServiceProviderConfig")
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert body["schemas"] == [SPC_URN]
+    assert body["patch"] == {"supported": True}
+    assert body["bulk"]["supported"] is False
+    assert body["filter"] == {"supported": True, "maxResults": settings.GATEHOUSE_SCIM_MAX_RESULTS}
+    assert body["changePassword"] == {"supported": False}
+    assert body["sort"] == {"supported": True}
+    assert body["etag"] == {"supported": True}
+    assert [s["type"] for s in body["authenticationSchemes"]] == ["oauthbearertoken"]
+    assert body["meta"] == {
+        "resourceType": "ServiceProviderConfig",
+        "location": f"{base_url(scim)}/ServiceProviderConfig",
+    }
+
+
+def test_service_provider_config_for_a_basic_provider(scim_basic):
+    body = scim_basic.get("/ServiceProviderConfig").json()
+    assert [s["type"] for s in body["authenticationSchemes"]] == ["httpbasic"]
+
+
+def test_service_provider_config_needs_credentials(scim):
+    scim.client.credentials()
+    assert_scim_error(scim.get("/ServiceProviderConfig"), 401)
+
+
+def test_resource_types_list_user_and_group(scim):
+    r = scim.get("/ResourceTypes")
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert body["schemas"] == [LIST_URN]
+    assert body["totalResults"] == 2
+    by_id = {t["id"]: t for t in body["Resources"]}
+    user = by_id["User"]
+    assert user["schemas"] == [RESOURCE_TYPE_URN]
+    assert (user["endpoint"], user["schema"]) == ("/Users", CORE_USER_URN)
+    assert user["schemaExtensions"] == [
+        {"schema": ENTERPRISE_URN, "required": False},
+        {"schema": GATEHOUSE_URN, "required": False},
+    ]
+    assert user["meta"]["location"] == f"{base_url(scim)}/ResourceTypes/User"
+    assert (by_id["Group"]["endpoint"], by_id["Group"]["schema"]) == ("/Groups", GROUP_URN)
+
+
+def test_one_resource_type_and_unknown_is_404(scim):
+    assert scim.get("/ResourceTypes/User").json()["id"] == "User"
+    assert_scim_error(scim.get("/ResourceTypes/Widget"), 404)
+
+
+def test_schemas_describe_user_enterprise_custom_and_group(scim):
+    body = scim.get("/Schemas").json()
+    assert body["schemas"] == [LIST_URN]
+    ids = [s["id"] for s in body["Resources"]]
+    assert ids == [CORE_USER_URN, ENTERPRISE_URN, GATEHOUSE_URN, GROUP_URN]
+    for schema in body["Resources"]:
+        assert schema["schemas"] == [SCHEMA_URN]
+        assert schema["meta"] == {
+            "resourceType": "Schema",
+            "location": f"{base_url(scim)}/Schemas/{schema['id']}",
+        }
+        for attribute in schema["attributes"]:
+            assert {"name", "type", "multiValued", "required", "mutability", "returned"} <= set(
+                attribute
+            )
+
+
+def test_user_schema_marks_username_required_and_unique(scim):
+    r = scim.get(f"/Schemas/{CORE_USER_URN}")
+    assert r.status_code == 200, r.content
+    attributes = {a["name"]: a for a in r.json()["attributes"]}
+    assert attributes["userName"]["required"] is True
+    assert attributes["userName"]["uniqueness"] == "server"
+    assert attributes["userName"]["caseExact"] is False
+    assert {"name", "emails", "addresses", "active", "title", "displayName"} <= set(attributes)
+
+
+def test_enterprise_and_custom_schemas_name_their_attributes(scim):
+    enterprise = scim.get(f"/Schemas/{ENTERPRISE_URN}").json()
+    assert {a["name"] for a in enterprise["attributes"]} == {
+        "employeeNumber",
+        "department",
+        "division",
+        "manager",
+    }
+    custom = scim.get(f"/Schemas/{GATEHOUSE_URN.upper()}").json()
+    assert [a["name"] for a in custom["attributes"]] == ["c42OrgName"]
+
+
+def test_unknown_schema_is_404(scim):
+    assert_scim_error(scim.get("/Schemas/urn:example:nope"), 404)

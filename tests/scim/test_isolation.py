@@ -1,0 +1,212 @@
+"""Security: credentials, provider isolation, local users, console pages, concurrency."""
+
+import base64
+import json
+import threading
+
+import pytest
+from django.db import connection
+
+from identity.models import User, UserStatus
+from provisioning.models import ProviderUser
+from tests.scim.conftest import (
+    ScimClient,
+    assert_scim_error,
+    created,
+    new_user,
+    patch_ops,
+    snapshot,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def with_header(client: ScimClient, header: str | None) -> ScimClient:
+    """A client for the same base URL with another Authorization header (or none)."""
+    from rest_framework.test import APIClient
+
+    client.client = APIClient()
+    if header is not None:
+        client.client.credentials(HTTP_AUTHORIZATION=header)
+    return client
+
+
+def basic(username: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{secret}".encode()).decode()
+
+
+# --- credentials ----------------------------------------------------------------------------
+
+
+def test_no_credentials_is_401_with_www_authenticate(scim):
+    created(scim, new_user(1))
+    before = snapshot()
+    anonymous = with_header(scim, None)
+    r = anonymous.get("/Users")
+    assert_scim_error(r, 401)
+    assert r["WWW-Authenticate"].startswith("Bearer")
+    assert_scim_error(anonymous.post("/Users", new_user(2)), 401)
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer wrong-token", "Bearer ", "Token abc", "Basic bm9wZQ==", "Bearer \u00e9\u00e9"],
+)
+def test_wrong_bearer_credentials_are_401(scim, header):
+    before = snapshot()
+    client = with_header(scim, header)
+    r = client.get("/Users")
+    assert_scim_error(r, 401)
+    assert r["WWW-Authenticate"] == 'Bearer realm="Gatehouse SCIM"'
+    assert_scim_error(client.post("/Users", new_user(2)), 401)
+    assert snapshot() == before
+
+
+def test_wrong_basic_credentials_are_401(scim_basic):
+    before = snapshot()
+    username = scim_basic.provider.credential_username
+    for header in (
+        basic(username, "wrong"),
+        basic("someone@else", scim_basic.secret),
+        "Basic !!!not-base64",
+        f"Bearer {scim_basic.secret}",
+    ):
+        r = with_header(scim_basic, header).get("/Users")
+        assert_scim_error(r, 401)
+        assert r["WWW-Authenticate"] == 'Basic realm="Gatehouse SCIM"'
+    assert snapshot() == before
+
+
+def test_basic_username_is_case_insensitive(scim_basic):
+    username = scim_basic.provider.credential_username.upper()
+    r = with_header(scim_basic, basic(username, scim_basic.secret)).get("/Users")
+    assert r.status_code == 200, r.content
+
+
+def test_credential_of_provider_a_at_provider_b_url_is_401(scim, other_scim):
+    created(other_scim, new_user(1))
+    before = snapshot()
+    intruder = with_header(other_scim, f"Bearer {scim.secret}")
+    assert_scim_error(intruder.get("/Users"), 401)
+    assert_scim_error(intruder.post("/Users", new_user(2)), 401)
+    assert snapshot() == before
+
+
+def test_unknown_provider_url_is_401(scim):
+    scim.base = "/scim/v2/no-such-provider"
+    assert_scim_error(scim.get("/Users"), 401)
+
+
+def test_scim_credentials_do_not_open_console_pages(scim, scim_basic):
+    for client in (scim, scim_basic):
+        r = client.client.get("/console/")
+        assert r.status_code == 302, r.content
+        assert "login" in r["Location"]
+
+
+# --- provider isolation ---------------------------------------------------------------------
+
+
+def test_another_providers_user_is_404_everywhere(scim, other_scim):
+    theirs = created(other_scim, new_user(1))
+    uid = str(theirs.provider_link.scim_id)
+    before = snapshot()
+    assert_scim_error(scim.get(f"/Users/{uid}"), 404)
+    assert_scim_error(scim.put(f"/Users/{uid}", new_user(1, title="Pwned")), 404)
+    r = scim.patch(f"/Users/{uid}", patch_ops({"op": "replace", "path": "active", "value": False}))
+    assert_scim_error(r, 404)
+    assert_scim_error(scim.delete(f"/Users/{uid}"), 404)
+    assert snapshot() == before
+    theirs.refresh_from_db()
+    assert theirs.status == UserStatus.ACTIVE
+
+
+def test_list_and_filter_show_only_the_providers_own_users(scim, other_scim):
+    created(other_scim, new_user(1))
+    created(scim, new_user(2))
+    body = scim.get("/Users").json()
+    assert body["totalResults"] == 1
+    assert [u["userName"] for u in body["Resources"]] == ["user2@example.com"]
+    r = scim.get("/Users", data={"filter": 'userName eq "user1@example.com"'})
+    assert r.json()["totalResults"] == 0
+
+
+def test_local_user_cannot_be_taken_over_by_rename(scim):
+    User.objects.create_user("admin@example.com", "pw", is_local=True)
+    mine = created(scim, new_user(1))
+    before = snapshot()
+    r = scim.patch(
+        f"/Users/{mine.provider_link.scim_id}",
+        patch_ops({"op": "replace", "path": "userName", "value": "ADMIN@example.com"}),
+    )
+    body = assert_scim_error(r, 409, "uniqueness")
+    assert "local" in body["detail"]
+    assert snapshot() == before
+
+
+def test_local_user_is_not_listed(scim):
+    User.objects.create_user("admin@example.com", "pw", is_local=True)
+    r = scim.get("/Users", data={"filter": 'userName eq "admin@example.com"'})
+    assert r.json()["totalResults"] == 0
+
+
+def test_manager_must_be_the_providers_own_user(scim, other_scim):
+    theirs = created(other_scim, new_user(1))
+    before = snapshot()
+    body = new_user(2)
+    body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] = {
+        "manager": {"value": str(theirs.provider_link.scim_id)}
+    }
+    assert_scim_error(scim.post("/Users", body), 400, "invalidValue")
+    assert snapshot() == before
+
+
+def test_deleted_user_is_gone_only_from_that_provider(scim):
+    mine = created(scim, new_user(1))
+    uid = mine.provider_link.scim_id
+    assert scim.delete(f"/Users/{uid}").status_code == 204
+    assert not ProviderUser.objects.filter(scim_id=uid).exists()
+    assert User.objects.filter(pk=mine.pk).exists()  # kept for legal hold and audit
+
+
+# --- concurrency ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicate_creates_yield_one_201_and_one_409(scim):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's concurrent transactions")
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def push(username: str):
+        from rest_framework.test import APIClient
+
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {scim.secret}")
+        barrier.wait()
+        try:
+            r = client.generic(
+                "POST",
+                f"{scim.base}/Users",
+                json.dumps(new_user(1, userName=username, externalId=None)),
+                "application/scim+json",
+            )
+            with lock:
+                statuses.append(r.status_code)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=push, args=(name,))
+        for name in ("race@example.com", "RACE@example.com")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [201, 409]
+    assert User.objects.filter(username__iexact="race@example.com").count() == 1
+    assert ProviderUser.objects.filter(provider=scim.provider).count() == 1
