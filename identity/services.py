@@ -137,18 +137,29 @@ def requester_of(row: PendingDeactivation) -> Actor:
     )
 
 
-def _run_deactivation(
-    row: PendingDeactivation, user: User, *, actor: Actor, now, held: bool
-) -> str:
-    """A deactivation that is due now, on a locked user and row: the one rule of what happens.
+def due_outcome(user: User, *, held: bool) -> str:
+    """What a deactivation that is due now does: the one rule, for the one-row path below and
+    the sweep's bulk path (identity/deactivation.py).
 
     - the provider's mass-deprovisioning guard is tripped → held, the user stays blocked;
     - the user is on legal hold → deferred, the user stays blocked (PRODUCT.md);
     - otherwise the user is deactivated.
-    Returns the row's new state.
     """
-    provider = _provider_of(user, actor, row)
     if held:
+        return DeactivationState.HELD
+    if user.legal_hold:
+        return DeactivationState.DEFERRED
+    return DeactivationState.DONE
+
+
+def _run_deactivation(
+    row: PendingDeactivation, user: User, *, actor: Actor, now, held: bool
+) -> str:
+    """Run a deactivation that is due now, on a locked user and row, as ``due_outcome`` says.
+    Returns the row's new state."""
+    provider = _provider_of(user, actor, row)
+    outcome = due_outcome(user, held=held)
+    if outcome == DeactivationState.HELD:
         if user.status == UserStatus.ACTIVE:
             _set_status(user, UserStatus.BLOCKED, now)
             _sync(user, actor, SyncChange.USER_BLOCKED, provider, old="active", new="blocked")
@@ -158,7 +169,7 @@ def _run_deactivation(
             old=row.due_at.isoformat(), new="held",
         )  # fmt: skip
         return DeactivationState.HELD
-    if user.legal_hold:
+    if outcome == DeactivationState.DEFERRED:
         if user.status == UserStatus.ACTIVE:
             _set_status(user, UserStatus.BLOCKED, now)
             _sync(user, actor, SyncChange.USER_BLOCKED, provider, old="active", new="blocked")
