@@ -229,6 +229,8 @@ def stop(server: subprocess.Popen) -> None:
 
 def main(argv=None) -> int:
     args, workload_args = parse_args(argv)
+    # A killed run (timeout, CI) still stops its server and removes its temporary directory.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     var_dir = Path(tempfile.mkdtemp(prefix="gatehouse-bench-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
