@@ -179,3 +179,29 @@ def project(resource: dict, request, always=("id", "schemas", "meta")) -> dict:
                 elif not sub:
                     del target[key]
     return out
+
+
+SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+_SEARCH_KEYS = ("filter", "startIndex", "count", "sortBy", "sortOrder")
+
+
+def use_search_body(request) -> None:
+    """RFC 7644 §3.4.3: ``POST …/.search`` carries the query parameters in a SearchRequest
+    body. Turn it into the query string the list views already read, so a search and a GET
+    list are one code path."""
+    from django.http import QueryDict
+
+    body = request.data
+    if not isinstance(body, dict):
+        raise errors.InvalidSyntax("A search body must be a SearchRequest object.")
+    params = QueryDict(mutable=True)
+    for key in _SEARCH_KEYS:
+        if body.get(key) is not None:
+            params[key] = str(body[key])
+    for key in ("attributes", "excludedAttributes"):
+        value = body.get(key)
+        if isinstance(value, list):
+            params[key] = ",".join(str(v) for v in value)
+        elif isinstance(value, str):
+            params[key] = value
+    request._request.GET = params

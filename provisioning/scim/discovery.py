@@ -102,11 +102,15 @@ def _schemas() -> list[dict]:
         _attr("userName", required=True, uniqueness="server",
               description="Unique identifier; an email address, compared case-insensitively."),
         _attr("name", "complex", sub=[
-            _attr("formatted"), _attr("familyName"), _attr("givenName")]),
+            # formatted is not kept: readOnly, derived by clients from the parts
+            _attr("formatted", mutability="readOnly"), _attr("familyName"),
+            _attr("givenName")]),
         _attr("displayName"),
         _attr("title"),
         _attr("userType", description="Employee type."),
-        _attr("active", "boolean", description="false blocks the user and schedules deactivation."),
+        # Required: a user is always active or not (absent on create still means true).
+        _attr("active", "boolean", required=True,
+              description="false blocks the user and schedules deactivation."),
         _attr("emails", "complex", multi=True, sub=[
             _attr("value"), _attr("type", canonical=["work", "home", "other"]),
             _attr("primary", "boolean")]),
@@ -117,7 +121,8 @@ def _schemas() -> list[dict]:
         _attr("groups", "complex", multi=True, mutability="readOnly", sub=[
             _attr("value", mutability="readOnly"),
             _attr("$ref", "reference", mutability="readOnly", reference_types=["Group"]),
-            _attr("display", mutability="readOnly")]),
+            _attr("display", mutability="readOnly"),
+            _attr("type", mutability="readOnly", canonical=["direct", "indirect"])]),
     ]  # fmt: skip
     enterprise_attributes = [
         _attr("employeeNumber"),
@@ -125,15 +130,15 @@ def _schemas() -> list[dict]:
         _attr("division"),
         _attr("manager", "complex", sub=[
             _attr("value", description="The manager's id; must be provisioned first."),
-            _attr("$ref", "reference", reference_types=["User"]),
-            _attr("displayName", mutability="readOnly")]),
+            _attr("$ref", "reference", reference_types=["User"])]),
     ]  # fmt: skip
     group_attributes = [
         _attr("displayName", required=True),
         _attr("members", "complex", multi=True, sub=[
             _attr("value", mutability="immutable"),
             _attr("$ref", "reference", mutability="immutable", reference_types=["User"]),
-            _attr("display", mutability="readOnly")]),
+            _attr("display", mutability="readOnly"),
+            _attr("type", mutability="immutable", canonical=["User", "Group"])]),
     ]  # fmt: skip
     return [
         {"id": CORE_USER, "name": "User", "description": "User Account",

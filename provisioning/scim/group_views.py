@@ -19,7 +19,7 @@ from provisioning.models import GroupMembership, ScimGroup
 from provisioning.selectors import provider_groups
 
 from . import errors, filters
-from .base import ScimView, list_response, project
+from .base import ScimView, list_response, project, use_search_body
 from .groups import GroupAdapter, etag, member_resource, to_resource
 from .schema import CORE_GROUP
 from .views import _check_if_match, _not_modified, _uuid, page_of
@@ -174,3 +174,9 @@ class GroupDetailView(GroupResourceMixin, ScimView):
             _check_if_match(request, etag(group))
             group_sync.remove_group(group, actor=self.actor)
         return Response(status=204)
+
+
+class GroupsSearchView(GroupsView):
+    def post(self, request, provider_slug):
+        use_search_body(request)
+        return self.get(request, provider_slug)

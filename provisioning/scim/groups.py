@@ -201,12 +201,9 @@ def etag(group: ScimGroup) -> str:
 def member_resource(membership: GroupMembership, base_url: str) -> dict:
     """A member as RFC 7643 §4.2 has it; ``membership.user.provider_link`` must be loaded."""
     scim_id = str(membership.user.provider_link.scim_id)
-    return {
-        "value": scim_id,
-        "$ref": f"{base_url}/Users/{scim_id}",
-        "display": membership.user.username,
-        "type": "User",
-    }
+    # No "display": it is readOnly and optional, and what a client PATCHed into members
+    # ({"value": id}) must read back the same (scim2-tester checks the round trip).
+    return {"value": scim_id, "$ref": f"{base_url}/Users/{scim_id}", "type": "User"}
 
 
 def to_resource(group: ScimGroup, base_url: str, members: list[dict] | None) -> dict:

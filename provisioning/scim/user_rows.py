@@ -36,9 +36,6 @@ ROW_FIELDS = (
     "user__division",
     "user__created_at",
     "user__updated_at",
-    "user__manager__given_name",
-    "user__manager__family_name",
-    "user__manager__username",
     "user__manager__provider_link__scim_id",
 )
 
@@ -83,13 +80,13 @@ def resource_from_row(row: dict[str, Any], base_url: str, groups: list | None) -
     if row["external_id"]:
         resource["externalId"] = row["external_id"]
     resource["userName"] = row["user__username"]
-    given, family = row["user__given_name"], row["user__family_name"]
-    if given or family:
-        name = {"formatted": " ".join(p for p in (given, family) if p)}
-        if given:
-            name["givenName"] = given
-        if family:
-            name["familyName"] = family
+    # name.formatted is not kept, so it is not invented either (what a client sets, it reads).
+    name = {
+        key: row[column]
+        for key, column in (("givenName", "user__given_name"), ("familyName", "user__family_name"))
+        if row[column]
+    }
+    if name:
         resource["name"] = name
     for key, column in (
         ("displayName", "user__display_name"),
@@ -123,14 +120,9 @@ def resource_from_row(row: dict[str, Any], base_url: str, groups: list | None) -
     }
     manager_id = row["user__manager__provider_link__scim_id"]
     if manager_id:
-        manager_name = " ".join(
-            p for p in (row["user__manager__given_name"], row["user__manager__family_name"]) if p
-        )
-        enterprise["manager"] = {
-            "value": str(manager_id),
-            "$ref": f"{base_url}/Users/{manager_id}",
-            "displayName": manager_name or row["user__manager__username"],
-        }
+        # displayName is readOnly and optional (RFC 7643 §4.3); leaving it out keeps what a
+        # client PATCHed identical to what it reads back.
+        enterprise["manager"] = {"value": str(manager_id), "$ref": f"{base_url}/Users/{manager_id}"}
     if enterprise:
         resource[ENTERPRISE_USER] = enterprise
     if row["org_attribute"]:

@@ -167,6 +167,8 @@ class UserAdapter(SCIMMixin):
             raise errors.InvalidValue(f"{urn} must be an object.")
         known = urn.lower() in _SCHEMA_URNS
         for key, inner in value.items():
+            if key.lower() == "schemas":
+                continue  # some clients repeat the schemas list inside an extension object
             if not known and field_for_path(key, None, urn) is None:
                 continue  # another attribute of a custom namespace: not kept here
             self.set_path(key, None, urn, inner)

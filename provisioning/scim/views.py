@@ -20,7 +20,7 @@ from provisioning.models import ProviderUser
 from provisioning.selectors import provider_users
 
 from . import discovery, errors, filters, user_rows
-from .base import ScimView, list_response, paging, project
+from .base import ScimView, list_response, paging, project, use_search_body
 from .users import UserAdapter, etag, state_of
 
 # --- discovery ------------------------------------------------------------------------------
@@ -248,3 +248,42 @@ class UserDetailView(UserResourceMixin, ScimView):
             _check_if_match(request, etag(link))
             user_sync.remove_user(link, actor=self.actor)
         return Response(status=204)
+
+
+class UnknownEndpointView(ScimView):
+    """Anything else under a SCIM base URL: a SCIM 404 body, not an HTML page."""
+
+    def _not_found(self, request, *args, **kwargs):
+        raise errors.NotFound(f"No SCIM endpoint at {request.path}.")
+
+    get = post = put = patch = delete = _not_found
+
+
+class UsersSearchView(UsersView):
+    def post(self, request, provider_slug):
+        use_search_body(request)
+        return self.get(request, provider_slug)
+
+
+class RootSearchView(UserResourceMixin, ScimView):
+    """``POST /.search`` across resource types (RFC 7644 §3.4.3): users, then groups.
+
+    A filter naming an attribute one type lacks selects nothing of that type."""
+
+    def post(self, request, provider_slug):
+        from .group_views import GroupsView
+
+        use_search_body(request)
+        start, count = paging(request)
+        resources, total = [], 0
+        for view_class in (UsersView, GroupsView):
+            view = view_class()
+            view.provider, view.request, view.kwargs = self.provider, request, self.kwargs
+            try:
+                response = view.get(request, provider_slug)
+            except errors.InvalidFilter:
+                continue
+            total += response.data["totalResults"]
+            resources.extend(response.data["Resources"])
+        # Each type paged itself from startIndex; the concatenation is cut to count.
+        return Response(list_response(resources[:count], total, start))
