@@ -170,6 +170,12 @@ def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> P
     if adopted is not None:
         link = ProviderUser.objects.create(provider=provider, user=adopted)
         _count_link(provider, +1)
+        # PRODUCT.md "Sync log": the provider's log shows the user added to it, as for a
+        # new person; the attribute and status changes follow as their own rows.
+        record.sync_change(
+            actor=actor, user_id=adopted.pk, user_label=adopted.username,
+            change=SyncChange.USER_ADDED, attribute="userName", new=adopted.username,
+        )  # fmt: skip
         record.audit(actor=actor, action="user_added", target_label=adopted.username)
         return _apply(link, state, actor=actor, adopting=True)
     organization, roles = mapping.initial_placement(provider)

@@ -145,8 +145,7 @@ def expected_scim_user(client: ScimClient, user, *, groups=None) -> dict:
             name["givenName"] = user.given_name
         if user.family_name:
             name["familyName"] = user.family_name
-        name["formatted"] = " ".join(p for p in (user.given_name, user.family_name) if p)
-        body["name"] = name
+        body["name"] = name  # name.formatted is not kept, so not invented either
     for key, value in (
         ("displayName", user.display_name),
         ("title", user.title),
@@ -179,11 +178,8 @@ def expected_scim_user(client: ScimClient, user, *, groups=None) -> dict:
     }
     if user.manager_id:
         manager_id = str(ProviderUser.objects.get(user_id=user.manager_id).scim_id)
-        enterprise["manager"] = {
-            "value": manager_id,
-            "$ref": f"{base}/Users/{manager_id}",
-            "displayName": user.manager.get_full_name(),
-        }
+        # displayName is readOnly and optional (RFC 7643 §4.3): left out.
+        enterprise["manager"] = {"value": manager_id, "$ref": f"{base}/Users/{manager_id}"}
     if enterprise:
         body[ENTERPRISE_URN] = enterprise
     if link.org_attribute:

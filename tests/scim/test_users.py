@@ -560,3 +560,20 @@ def test_active_true_reactivates_a_deactivated_user(make_scim):
     assert r.status_code == 200, r.content
     user.refresh_from_db()
     assert user.status == UserStatus.ACTIVE
+
+
+def test_recreate_after_delete_adopts_the_person_and_cancels_the_deactivation(scim):
+    user = created(scim, new_user(1))
+    assert scim.delete(f"/Users/{user.provider_link.scim_id}").status_code == 204
+    sync_before = SyncLogEntry.objects.count()
+    r = scim.post("/Users", new_user(1, title="Back"))
+    assert r.status_code == 201, r.content
+    user.refresh_from_db()
+    assert user.status == UserStatus.ACTIVE
+    assert user.title == "Back"
+    assert PendingDeactivation.objects.get(user=user).state == DeactivationState.CANCELLED
+    assert r.json() == expected_scim_user(scim, user)
+    changes = list(
+        SyncLogEntry.objects.order_by("pk")[sync_before:].values_list("change_type", flat=True)
+    )
+    assert SyncChange.USER_ADDED in changes
