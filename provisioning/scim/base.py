@@ -16,7 +16,7 @@ from synclog.record import Actor
 
 from . import errors
 from .authentication import ProviderCredentialAuthentication, ProviderRateThrottle
-from .schema import LIST_RESPONSE
+from .schema import CORE_GROUP, CORE_USER, LIST_RESPONSE
 
 
 class ScimJSONParser(JSONParser):
@@ -117,7 +117,16 @@ def list_response(resources: list[dict], total: int, start: int) -> dict:
 
 
 def _names(param: str | None) -> list[str]:
-    return [p.strip() for p in (param or "").split(",") if p.strip()]
+    names = [p.strip() for p in (param or "").split(",") if p.strip()]
+    # RFC 7644 §3.10: a core attribute may be named with its schema URI prefix.
+    return [_without_core_prefix(name) for name in names]
+
+
+def _without_core_prefix(name: str) -> str:
+    for schema in (CORE_USER, CORE_GROUP):
+        if name.lower().startswith(schema.lower() + ":"):
+            return name[len(schema) + 1 :]
+    return name
 
 
 def project(resource: dict, request, always=("id", "schemas", "meta")) -> dict:
@@ -168,17 +177,26 @@ def project(resource: dict, request, always=("id", "schemas", "meta")) -> dict:
                 else:
                     target[key] = value
         return {k: v for k, v in out.items() if v != {}}
-    out = dict(resource)
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in resource.items()}
     for name in exclude:
         extension, top, sub = split(name)
         target = out.get(extension, {}) if extension else out
         for key in list(target):
             if matches(key, top) and key not in always:
-                if sub and isinstance(target[key], dict):
-                    target[key] = {k: v for k, v in target[key].items() if k.lower() != sub.lower()}
+                value = target[key]
+                if sub and isinstance(value, dict):
+                    target[key] = {k: v for k, v in value.items() if k.lower() != sub.lower()}
+                elif sub and isinstance(value, list):
+                    target[key] = [
+                        {k: v for k, v in item.items() if k.lower() != sub.lower()}
+                        if isinstance(item, dict)
+                        else item
+                        for item in value
+                    ]
                 elif not sub:
                     del target[key]
-    return out
+    # An extension or complex attribute left with nothing is left out, not rendered as {}.
+    return {k: v for k, v in out.items() if v != {} or k in always}
 
 
 SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"

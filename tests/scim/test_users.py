@@ -577,3 +577,41 @@ def test_recreate_after_delete_adopts_the_person_and_cancels_the_deactivation(sc
         SyncLogEntry.objects.order_by("pk")[sync_before:].values_list("change_type", flat=True)
     )
     assert SyncChange.USER_ADDED in changes
+
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+@pytest.fixture
+def engineer(scim):
+    return created(scim, new_user(1, **{ENTERPRISE: {"department": "D", "division": "V"}}))
+
+
+def test_attributes_accepts_the_core_schema_prefix_and_extension_paths(scim, engineer):
+    uid = engineer.provider_link.scim_id
+    names = f"urn:ietf:params:scim:schemas:core:2.0:User:userName,{ENTERPRISE}:department"
+    r = scim.get(f"/Users/{uid}", data={"attributes": names})
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert set(body) == {"schemas", "id", "meta", "userName", ENTERPRISE}
+    assert body[ENTERPRISE] == {"department": "D"}
+
+
+def test_excluding_every_extension_attribute_leaves_the_extension_out(scim, engineer):
+    uid = engineer.provider_link.scim_id
+    names = f"{ENTERPRISE}:department,{ENTERPRISE}:division"
+    body = scim.get(f"/Users/{uid}", data={"excludedAttributes": names}).json()
+    assert ENTERPRISE not in body
+    assert body["userName"] == "user1@example.com"
+
+
+def test_excluding_a_sub_attribute_of_a_multi_valued_attribute(scim, engineer):
+    uid = engineer.provider_link.scim_id
+    body = scim.get(f"/Users/{uid}", data={"excludedAttributes": "emails.value"}).json()
+    assert body["emails"] == [{"type": "work", "primary": True}]
+
+
+def test_id_schemas_and_meta_cannot_be_excluded(scim, engineer):
+    uid = engineer.provider_link.scim_id
+    body = scim.get(f"/Users/{uid}", data={"excludedAttributes": "id,schemas,meta"}).json()
+    assert {"id", "schemas", "meta"} <= set(body)
