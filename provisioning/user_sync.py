@@ -24,7 +24,7 @@ from synclog.models import SyncChange
 from synclog.record import Actor
 
 from . import mapping
-from .models import Provider, ProviderUser
+from .models import GroupMembership, Provider, ProviderUser
 from .selectors import provider_users
 
 
@@ -301,6 +301,15 @@ def remove_user(link: ProviderUser, *, actor: Actor) -> None:
     user = User.objects.select_for_update().get(pk=link.user_id)
     if user.status != UserStatus.DEACTIVATED:
         identity_services.deprovision(user, actor=actor, delay=link.provider.deactivation_delay)
+    # Out of the provider's view means out of its groups too: a user pushed again later
+    # must not silently be a member again.
+    memberships = GroupMembership.objects.filter(user=user, group__provider=link.provider)
+    for group_name in memberships.values_list("group__display_name", flat=True).order_by("id"):
+        record.sync_change(
+            actor=actor, user_id=user.pk, user_label=user.username,
+            change=SyncChange.GROUP_MEMBERSHIP_CHANGED, attribute="groups", old=group_name,
+        )  # fmt: skip
+    memberships.delete()
     link.delete()
     _count_link(link.provider, -1)
     record.sync_change(

@@ -13,7 +13,7 @@ Extends scim2-filter-parser's Django Q transpiler where it falls short for us:
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db.models import CharField, EmailField, Lookup, Q, TextField
 from scim2_filter_parser import ast as scim2ast
 from scim2_filter_parser.lexer import SCIMLexer
@@ -40,6 +40,7 @@ EmailField.register_lookup(CaseInsensitiveExact)
 TextField.register_lookup(CaseInsensitiveExact)
 
 _ACTIVE = "__active__"
+_KEPT_TYPE = "__kept_type__"
 
 USER_FILTER_ATTRIBUTES = {
     ("id", None, None): "scim_id",
@@ -53,7 +54,8 @@ USER_FILTER_ATTRIBUTES = {
     ("name", "familyname", None): "user__family_name",
     ("emails", None, None): "user__email",
     ("emails", "value", None): "user__email",
-    ("emails", "type", None): None,  # only "work" is kept: a type filter is always true
+    ("emails", "type", None): "__kept_type__",  # only the work email is kept
+    ("addresses", "type", None): "__kept_type__",  # only the work address is kept
     ("addresses", "locality", None): "user__locality",
     ("addresses", "region", None): "user__region",
     ("addresses", "country", None): "user__country",
@@ -111,6 +113,15 @@ class _Transpiler(django_q_object.Transpiler):
             return Q()  # a filter that always holds (e.g. emails.type: only work is kept)
         op = node.value.lower()
         value = self.visit(node.comp_value) if node.comp_value else None
+        if attr == _KEPT_TYPE:
+            # Gatehouse keeps one email and one address, both "work": a filter on that type
+            # selects every user, on any other type none.
+            if op == "pr":
+                return Q()
+            if op not in ("eq", "ne") or not isinstance(value, str):
+                raise errors.InvalidFilter("type can only be compared with eq/ne and a string.")
+            kept = (value.lower() == "work") == (op == "eq")
+            return Q() if kept else Q(pk__in=[])
         if attr == _ACTIVE:
             if op == "pr":
                 return Q()
@@ -162,6 +173,8 @@ def checked(queryset):
     """Evaluate lazily-validated lookups (dates) now, so a bad value is a 400 not a 500."""
     try:
         str(queryset.query)
+    except EmptyResultSet:
+        pass  # a filter that selects nothing (e.g. a type Gatehouse does not keep)
     except (ValidationError, ValueError, TypeError) as exc:
         raise errors.InvalidFilter(f"Invalid value in filter: {exc}") from None
     return queryset

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpResponse
 from rest_framework.response import Response
@@ -120,7 +121,10 @@ def page_of(queryset, request, attributes: dict, *, total=None, anchors: str = "
     """
     filter_text = request.query_params.get("filter")
     if filter_text:
-        queryset = queryset.filter(filters.to_q(filter_text, attributes))
+        try:
+            queryset = queryset.filter(filters.to_q(filter_text, attributes))
+        except (ValidationError, ValueError, TypeError) as exc:  # a bad date, a bad UUID
+            raise errors.InvalidFilter(f"Invalid value in filter: {exc}") from None
         if distinct:
             queryset = queryset.distinct()
     sort = _sort_field(request, attributes)

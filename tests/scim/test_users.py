@@ -617,11 +617,6 @@ def test_id_schemas_and_meta_cannot_be_excluded(scim, engineer):
     assert {"id", "schemas", "meta"} <= set(body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="filters.USER_FILTER_ATTRIBUTES maps emails.type to None (always true), so a "
-    "filter on a type Gatehouse does not keep (home) matches every user",
-)
 def test_filter_on_an_email_type_that_is_not_kept_matches_nobody(scim, five_users):
     r = scim.get("/Users", data={"filter": 'emails[type eq "home"]'})
     assert usernames(r) == []
