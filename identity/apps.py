@@ -6,4 +6,6 @@ class IdentityConfig(AppConfig):
     verbose_name = "Identity"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (the default organization's delete guard)
+        from . import lookups, signals  # noqa: F401  (signals: the default org's delete guard)
+
+        lookups.register()

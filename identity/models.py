@@ -95,7 +95,7 @@ class UserManager(BaseUserManager):
 
     def get_by_natural_key(self, username: str):
         # Sign-in is case-insensitive, as the uniqueness constraint is.
-        return self.get(username__iexact=username)
+        return self.get(username__ci_exact=username)
 
     def create_user(self, username: str, password: str | None = None, **fields):
         validate_email(username)

@@ -130,7 +130,7 @@ def _check_collisions(provider: Provider, state: dict, link: ProviderUser | None
     """The user this userName already names, if one may be adopted; errors on collisions."""
     existing = (
         User.objects.select_related("provider_link")
-        .filter(username__iexact=state["username"])
+        .filter(username__ci_exact=state["username"])
         .first()
     )
     if existing is not None and (link is None or existing.pk != link.user_id):
@@ -151,7 +151,12 @@ def _check_collisions(provider: Provider, state: dict, link: ProviderUser | None
                 f"A user with userName {state['username']!r} already exists.", kind="conflict"
             )
     if state["external_id"]:
-        clash = provider_users(provider).filter(external_id=state["external_id"])
+        # "<> ''" repeats the partial unique index's condition so SQLite's planner uses it.
+        clash = (
+            provider_users(provider)
+            .filter(external_id=state["external_id"])
+            .exclude(external_id="")
+        )
         if link is not None:
             clash = clash.exclude(pk=link.pk)
         if clash.exists():

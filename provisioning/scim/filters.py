@@ -5,8 +5,8 @@ Extends scim2-filter-parser's Django Q transpiler where it falls short for us:
 - an attribute it does not know is silently dropped there (``foo eq "x"`` would match every
   user); here it is ``400 invalidFilter``;
 - ``eq`` on case-insensitive attributes (userName, emails) becomes ``LOWER(col) = LOWER(%s)``
-  (the ``ci_exact`` lookup), which the ``Lower(username)`` index serves on SQLite and
-  PostgreSQL alike, instead of ``UPPER(col)``/``LIKE`` that scan the table;
+  (the ``ci_exact`` lookup, identity/lookups.py), which the ``Lower(username)`` index serves
+  on SQLite and PostgreSQL alike, instead of ``UPPER(col)``/``LIKE`` that scan the table;
 - case-exact attributes (externalId, id: RFC 7643 ``caseExact``) compare exactly;
 - ``active`` maps onto the user's status.
 """
@@ -14,7 +14,7 @@ Extends scim2-filter-parser's Django Q transpiler where it falls short for us:
 from __future__ import annotations
 
 from django.core.exceptions import EmptyResultSet, ValidationError
-from django.db.models import CharField, EmailField, Lookup, Q, TextField
+from django.db.models import Q
 from scim2_filter_parser import ast as scim2ast
 from scim2_filter_parser.lexer import SCIMLexer
 from scim2_filter_parser.parser import SCIMParser, SCIMParserError
@@ -22,22 +22,6 @@ from scim2_filter_parser.transpilers import django_q_object
 
 from . import errors
 from .schema import CORE_GROUP, CORE_USER, ENTERPRISE_USER
-
-
-@CharField.register_lookup
-class CaseInsensitiveExact(Lookup):
-    """``LOWER(col) = LOWER(%s)``: index-friendly with a ``Lower(col)`` expression index."""
-
-    lookup_name = "ci_exact"
-
-    def as_sql(self, compiler, connection):
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"LOWER({lhs}) = LOWER({rhs})", [*lhs_params, *rhs_params]
-
-
-EmailField.register_lookup(CaseInsensitiveExact)
-TextField.register_lookup(CaseInsensitiveExact)
 
 _ACTIVE = "__active__"
 _KEPT_TYPE = "__kept_type__"

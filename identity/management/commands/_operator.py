@@ -20,6 +20,6 @@ def operator_actor() -> Actor:
 
 def user_by_username(username: str) -> User:
     try:
-        return User.objects.get(username__iexact=username)
+        return User.objects.get(username__ci_exact=username)
     except User.DoesNotExist:
         raise CommandError(f"No user named {username!r}.") from None
