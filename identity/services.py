@@ -243,10 +243,19 @@ def _deprovision(user: User, *, actor: Actor, delay: timedelta) -> User:
         due_at=now + delay,
     )
     held = guard_holds_provider(provider, actor=actor, now=now, scheduled=row)
-    if delay == timedelta(0):
-        _run_deactivation(row, user, actor=actor, now=now, held=held)
-        return user
     old = user.status
+    if delay == timedelta(0):
+        if _run_deactivation(row, user, actor=actor, now=now, held=held) != DeactivationState.DONE:
+            # Blocked and deferred or held: "user_deactivated" was not written, so say this.
+            record.audit(
+                actor=actor,
+                action="user_deprovisioned",
+                target_label=user.username,
+                old=old,
+                new=user.status,
+                due_at=row.due_at.isoformat(),
+            )
+        return user
     if old == UserStatus.ACTIVE:
         _set_status(user, UserStatus.BLOCKED, now)
         _sync(user, actor, SyncChange.USER_BLOCKED, provider, old=old, new="blocked")

@@ -221,6 +221,7 @@ def test_delay_zero_on_legal_hold_blocks_and_defers(clock, provider):
     assert status_of(user) == UserStatus.BLOCKED
     assert row_of(user).state == DeactivationState.DEFERRED
     assert [r[0] for r in sync_rows(user)] == ["user_blocked", "deactivation_deferred"]
+    assert audit_rows(user) == [(provider.credential_username, "user_deprovisioned")]
 
 
 def test_active_true_reactivates_a_deactivated_user(clock, provider):
