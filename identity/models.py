@@ -98,7 +98,11 @@ class UserManager(BaseUserManager):
         return self.get(username__ci_exact=username)
 
     def create_user(self, username: str, password: str | None = None, **fields):
+        """A console account: local (managed only in the console, out of every provider's
+        reach) unless the caller says otherwise. Provisioned users are created by
+        provisioning.user_sync, not here."""
         validate_email(username)
+        fields.setdefault("is_local", True)
         fields.setdefault("email", username)
         fields.setdefault("organization", Organization.objects.default())
         user = self.model(username=username, **fields)

@@ -96,6 +96,19 @@ class ProviderUser(models.Model):
         return f"{self.provider} → {self.user}"
 
 
+class RemovedProviderUser(models.Model):
+    """Which provider last removed (SCIM DELETE) a user: only that provider may take the
+    user back by pushing the same userName again. Without it, any provider could claim a
+    person another provider deprovisioned."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="+")
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="removed_from")
+    removed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.user} removed by {self.provider}"
+
+
 class ScimGroup(models.Model):
     """A group pushed by a provider (``/Groups``), scoped to it."""
 

@@ -24,7 +24,7 @@ from synclog.models import SyncChange
 from synclog.record import Actor
 
 from . import mapping
-from .models import GroupMembership, Provider, ProviderUser
+from .models import GroupMembership, Provider, ProviderUser, RemovedProviderUser
 from .selectors import provider_users
 
 
@@ -150,6 +150,14 @@ def _check_collisions(provider: Provider, state: dict, link: ProviderUser | None
             raise ProvisioningError(
                 f"A user with userName {state['username']!r} already exists.", kind="conflict"
             )
+        removed_by = RemovedProviderUser.objects.filter(user=existing).first()
+        if removed_by is None or removed_by.provider_id != provider.pk:
+            # Only the provider that removed a user may take it back.
+            raise ProvisioningError(
+                f"userName {state['username']!r} belongs to a user this provider did not "
+                "provision.",
+                kind="conflict",
+            )
     if state["external_id"]:
         # "<> ''" repeats the partial unique index's condition so SQLite's planner uses it.
         clash = (
@@ -173,6 +181,7 @@ def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> P
     state = _validated(provider, state, None)
     adopted = _check_collisions(provider, state, None)
     if adopted is not None:
+        RemovedProviderUser.objects.filter(user=adopted).delete()
         link = ProviderUser.objects.create(provider=provider, user=adopted)
         _count_link(provider, +1)
         # PRODUCT.md "Sync log": the provider's log shows the user added to it, as for a
@@ -316,6 +325,9 @@ def remove_user(link: ProviderUser, *, actor: Actor) -> None:
         )  # fmt: skip
     memberships.delete()
     link.delete()
+    RemovedProviderUser.objects.update_or_create(
+        user=user, defaults={"provider": link.provider, "removed_at": timezone.now()}
+    )
     _count_link(link.provider, -1)
     record.sync_change(
         actor=actor, user_id=user.pk, user_label=user.username,

@@ -210,3 +210,32 @@ def test_concurrent_duplicate_creates_yield_one_201_and_one_409(scim):
     assert sorted(statuses) == [201, 409]
     assert User.objects.filter(username__iexact="race@example.com").count() == 1
     assert ProviderUser.objects.filter(provider=scim.provider).count() == 1
+
+
+def test_a_removed_user_can_be_taken_back_only_by_the_provider_that_removed_it(scim, other_scim):
+    from identity.models import User
+    from tests.scim.conftest import new_user
+
+    created = scim.post("/Users", new_user(7))
+    assert created.status_code == 201, created.content
+    assert scim.delete(f"/Users/{created.json()['id']}").status_code == 204
+
+    r = other_scim.post("/Users", new_user(7))
+    assert r.status_code == 409, r.content
+    assert "did not provision" in r.json()["detail"]
+    assert not hasattr(User.objects.get(username="user7@example.com"), "provider_link")
+
+    r = scim.post("/Users", new_user(7))
+    assert r.status_code == 201, r.content
+    assert User.objects.get(username="user7@example.com").provider_link.provider == scim.provider
+
+
+def test_console_accounts_are_local_and_out_of_every_providers_reach(scim):
+    from identity.models import User
+    from tests.scim.conftest import new_user
+
+    account = User.objects.create_user("helpdesk@example.com", "a long enough password")
+    assert account.is_local
+    r = scim.post("/Users", new_user(1, userName="HELPDESK@example.com"))
+    assert r.status_code == 409, r.content
+    assert "local user" in r.json()["detail"]
