@@ -24,7 +24,7 @@ from synclog.models import SyncChange
 from synclog.record import Actor
 
 from . import mapping
-from .models import GroupMembership, Provider, ProviderUser, RemovedProviderUser
+from .models import GroupMembership, Provider, ProviderUser, RemovedProviderUser, ScimGroup
 from .selectors import provider_users
 
 
@@ -210,7 +210,9 @@ def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> P
             f"A user with userName {state['username']!r} already exists.", kind="conflict"
         ) from None
     if roles:
-        user.roles.set(roles)
+        User.roles.through.objects.bulk_create(
+            [User.roles.through(user_id=user.pk, role_id=role.pk) for role in roles]
+        )
     link = ProviderUser.objects.create(
         provider=provider,
         user=user,
@@ -219,20 +221,14 @@ def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> P
         created_at=now,
     )
     _count_link(provider, +1)
-    record.sync_change(
-        actor=actor, user_id=user.pk, user_label=user.username,
-        change=SyncChange.USER_ADDED, attribute="userName", new=user.username,
-    )  # fmt: skip
-    record.sync_change(
-        actor=actor, user_id=user.pk, user_label=user.username,
-        change=SyncChange.ORGANIZATION_CHANGED, attribute="organization", new=organization.label,
-    )  # fmt: skip
+    changes = [
+        (SyncChange.USER_ADDED, "userName", None, user.username),
+        (SyncChange.ORGANIZATION_CHANGED, "organization", None, organization.label),
+    ]
     if roles:
-        record.sync_change(
-            actor=actor, user_id=user.pk, user_label=user.username,
-            change=SyncChange.ROLES_CHANGED, attribute="roles",
-            new=", ".join(sorted(r.name for r in roles)),
-        )  # fmt: skip
+        roles_text = ", ".join(sorted(r.name for r in roles))
+        changes.append((SyncChange.ROLES_CHANGED, "roles", None, roles_text))
+    record.sync_changes(actor=actor, user_id=user.pk, user_label=user.username, changes=changes)
     record.audit(actor=actor, action="user_added", target_label=user.username)
     if not state["active"]:
         identity_services.apply_provider_active(
@@ -284,11 +280,15 @@ def _apply(link: ProviderUser, state: dict, *, actor: Actor, adopting: bool = Fa
             ) from None
         link.version += 1
         link.save(update_fields=["version", *LINK_COLUMNS.values()])
-        for field, old, new in changed:
-            record.sync_change(
-                actor=actor, user_id=user.pk, user_label=user.username,
-                change=SyncChange.ATTRIBUTE_UPDATED, attribute=SCIM_NAMES[field], old=old, new=new,
-            )  # fmt: skip
+        record.sync_changes(
+            actor=actor,
+            user_id=user.pk,
+            user_label=user.username,
+            changes=[
+                (SyncChange.ATTRIBUTE_UPDATED, SCIM_NAMES[field], old, new)
+                for field, old, new in changed
+            ],
+        )
         record.audit(
             actor=actor,
             action="external_attributes_changed",
@@ -323,6 +323,10 @@ def remove_user(link: ProviderUser, *, actor: Actor) -> None:
             actor=actor, user_id=user.pk, user_label=user.username,
             change=SyncChange.GROUP_MEMBERSHIP_CHANGED, attribute="groups", old=group_name,
         )  # fmt: skip
+    # The groups changed: bump their versions so a cached ETag (If-None-Match) goes stale.
+    ScimGroup.objects.filter(id__in=memberships.values("group_id")).update(
+        version=F("version") + 1, updated_at=timezone.now()
+    )
     memberships.delete()
     link.delete()
     RemovedProviderUser.objects.update_or_create(

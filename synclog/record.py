@@ -78,6 +78,29 @@ def sync_change(
     )
 
 
+def sync_changes(*, actor: Actor, user_id: int | None, user_label: str, changes) -> None:
+    """Several sync-log rows for one user in one INSERT: ``changes`` holds
+    ``(change, attribute, old, new)`` tuples. The provider is the actor's."""
+    now = timezone.now()
+    SyncLogEntry.objects.bulk_create(
+        [
+            SyncLogEntry(
+                created_at=now,
+                provider_id=actor.provider_id,
+                provider_label=actor.provider_label,
+                user_id=user_id,
+                user_label=user_label,
+                change_type=change,
+                attribute=attribute,
+                old_value=_text(old),
+                new_value=_text(new),
+                request_id=actor.request_id,
+            )
+            for change, attribute, old, new in changes
+        ]
+    )
+
+
 def audit(*, actor: Actor, action: str, target_label: str = "", **detail) -> AuditLogEntry:
     return AuditLogEntry.objects.create(
         created_at=timezone.now(),

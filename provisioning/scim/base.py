@@ -223,3 +223,30 @@ def use_search_body(request) -> None:
         elif isinstance(value, str):
             params[key] = value
     request._request.GET = params
+
+
+def parse_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def check_if_match(request, current_etag: str) -> None:
+    """RFC 7644 §3.14: a stale ``If-Match`` version is ``412 Precondition Failed``."""
+    header = request.headers.get("If-Match")
+    if not header or header.strip() == "*":
+        return
+    wanted = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    if current_etag.removeprefix("W/") not in wanted:
+        raise errors.PreconditionFailed(
+            "The resource changed since that version (If-Match); fetch it and retry."
+        )
+
+
+def not_modified(request, current_etag: str) -> bool:
+    header = request.headers.get("If-None-Match")
+    if not header:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in tags or current_etag.removeprefix("W/") in tags

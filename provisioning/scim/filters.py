@@ -114,6 +114,8 @@ class _Transpiler(django_q_object.Transpiler):
             query = Q(user__status="active")
             return query if (value is True) == (op == "eq") else ~query
         if op == "pr":
+            if attr in CASE_EXACT and attr != "external_id":  # UUIDs: present = not null
+                return Q(**{f"{attr}__isnull": False})
             return ~Q(**{attr: ""}) & Q(**{f"{attr}__isnull": False})
         if op in ("eq", "ne"):
             lookup = "exact" if attr in CASE_EXACT or isinstance(value, bool) else "ci_exact"

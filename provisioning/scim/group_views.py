@@ -19,10 +19,18 @@ from provisioning.models import GroupMembership, ScimGroup
 from provisioning.selectors import provider_groups
 
 from . import errors, filters
-from .base import ScimView, list_response, project, use_search_body
+from .base import (
+    ScimView,
+    check_if_match,
+    list_response,
+    not_modified,
+    parse_uuid,
+    project,
+    use_search_body,
+)
 from .groups import GroupAdapter, etag, member_resource, to_resource
 from .schema import CORE_GROUP
-from .views import _check_if_match, _not_modified, _uuid, page_of
+from .views import page_of
 
 
 def _members_excluded(request) -> bool:
@@ -69,7 +77,7 @@ class GroupResourceMixin:
         return resources
 
     def get_group(self, scim_id: str, *, for_update: bool = False) -> ScimGroup:
-        key = _uuid(scim_id)
+        key = parse_uuid(scim_id)
         queryset = provider_groups(self.provider).select_related("provider")
         if for_update:
             queryset = queryset.select_for_update(of=("self",))
@@ -135,7 +143,7 @@ class GroupsView(GroupResourceMixin, ScimView):
 class GroupDetailView(GroupResourceMixin, ScimView):
     def get(self, request, provider_slug, scim_id):
         group = self.get_group(scim_id)
-        if _not_modified(request, etag(group)):
+        if not_modified(request, etag(group)):
             return HttpResponse(status=304, headers={"ETag": etag(group)})
         return self.respond(group)
 
@@ -144,7 +152,7 @@ class GroupDetailView(GroupResourceMixin, ScimView):
         try:
             with transaction.atomic():
                 group = self.get_group(scim_id, for_update=True)
-                _check_if_match(request, etag(group))
+                check_if_match(request, etag(group))
                 adapter = GroupAdapter.from_resource(body, scim_id=str(group.scim_id))
                 group = group_sync.update_group(
                     group, adapter.state, referenced=adapter.referenced, actor=self.actor
@@ -158,7 +166,7 @@ class GroupDetailView(GroupResourceMixin, ScimView):
         try:
             with transaction.atomic():
                 group = self.get_group(scim_id, for_update=True)
-                _check_if_match(request, etag(group))
+                check_if_match(request, etag(group))
                 adapter = GroupAdapter(_state_of(group), scim_id=str(group.scim_id))
                 adapter.apply_patch(body)
                 group = group_sync.update_group(
@@ -171,7 +179,7 @@ class GroupDetailView(GroupResourceMixin, ScimView):
     def delete(self, request, provider_slug, scim_id):
         with transaction.atomic():
             group = self.get_group(scim_id, for_update=True)
-            _check_if_match(request, etag(group))
+            check_if_match(request, etag(group))
             group_sync.remove_group(group, actor=self.actor)
         return Response(status=204)
 

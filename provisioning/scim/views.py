@@ -8,8 +8,6 @@ scoping, filtering, counting and paging in SQL.
 
 from __future__ import annotations
 
-import uuid
-
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -21,7 +19,16 @@ from provisioning.models import ProviderUser
 from provisioning.selectors import provider_users
 
 from . import discovery, errors, filters, user_rows
-from .base import ScimView, list_response, paging, project, use_search_body
+from .base import (
+    ScimView,
+    check_if_match,
+    list_response,
+    not_modified,
+    paging,
+    parse_uuid,
+    project,
+    use_search_body,
+)
 from .users import UserAdapter, etag, state_of
 
 # --- discovery ------------------------------------------------------------------------------
@@ -55,33 +62,6 @@ class SchemasView(ScimView):
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def _uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
-
-
-def _check_if_match(request, current_etag: str) -> None:
-    """RFC 7644 §3.14: a stale ``If-Match`` version is ``412 Precondition Failed``."""
-    header = request.headers.get("If-Match")
-    if not header or header.strip() == "*":
-        return
-    wanted = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-    if current_etag.removeprefix("W/") not in wanted:
-        raise errors.PreconditionFailed(
-            "The resource changed since that version (If-Match); fetch it and retry."
-        )
-
-
-def _not_modified(request, current_etag: str) -> bool:
-    header = request.headers.get("If-None-Match")
-    if not header:
-        return False
-    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-    return "*" in tags or current_etag.removeprefix("W/") in tags
 
 
 def _sort_field(request, attributes: dict) -> str | None:
@@ -168,7 +148,7 @@ class UserResourceMixin:
         ]
 
     def get_link(self, scim_id: str, *, for_update: bool = False) -> ProviderUser:
-        key = _uuid(scim_id)
+        key = parse_uuid(scim_id)
         queryset = provider_users(self.provider).select_related("user", "provider")
         if for_update:
             queryset = queryset.select_for_update(of=("self",))
@@ -217,7 +197,7 @@ class UsersView(UserResourceMixin, ScimView):
 class UserDetailView(UserResourceMixin, ScimView):
     def get(self, request, provider_slug, scim_id):
         link = self.get_link(scim_id)
-        if _not_modified(request, etag(link)):
+        if not_modified(request, etag(link)):
             return HttpResponse(status=304, headers={"ETag": etag(link)})
         return self.respond(link)
 
@@ -226,7 +206,7 @@ class UserDetailView(UserResourceMixin, ScimView):
         try:
             with transaction.atomic():
                 link = self.get_link(scim_id, for_update=True)
-                _check_if_match(request, etag(link))
+                check_if_match(request, etag(link))
                 adapter = UserAdapter.from_resource(body, current=state_of(link))
                 link = user_sync.update_user(link, adapter.state, actor=self.actor)
         except user_sync.ProvisioningError as exc:
@@ -238,7 +218,7 @@ class UserDetailView(UserResourceMixin, ScimView):
         try:
             with transaction.atomic():
                 link = self.get_link(scim_id, for_update=True)
-                _check_if_match(request, etag(link))
+                check_if_match(request, etag(link))
                 adapter = UserAdapter(state_of(link))
                 adapter.apply_patch(body)
                 link = user_sync.update_user(link, adapter.state, actor=self.actor)
@@ -249,7 +229,7 @@ class UserDetailView(UserResourceMixin, ScimView):
     def delete(self, request, provider_slug, scim_id):
         with transaction.atomic():
             link = self.get_link(scim_id, for_update=True)
-            _check_if_match(request, etag(link))
+            check_if_match(request, etag(link))
             user_sync.remove_user(link, actor=self.actor)
         return Response(status=204)
 
