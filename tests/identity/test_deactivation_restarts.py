@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
-from importlib import import_module
 from pathlib import Path
 from urllib.parse import quote
 
@@ -27,6 +26,7 @@ from django.utils import timezone
 
 from identity.models import DeactivationState, Organization, PendingDeactivation, User, UserStatus
 from synclog.models import SyncLogEntry
+from tests.identity.conftest import seed_default_organization_and_roles
 from tests.identity.factories import ProviderFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,11 +121,11 @@ class Celery:
 def seeded(transactional_db):
     """The default organization and role catalogue. An earlier transactional test's flush
     removes what the data migration seeded (and ``serialized_rollback`` collides with the
-    content types that flush recreates), so put it back; the seed is idempotent."""
+    content types that flush recreates), so put it back; the seed is idempotent. Our own
+    flush is followed by a reseed too (conftest.py)."""
     from django.apps import apps
 
-    migration = import_module("identity.migrations.0002_seed_roles_and_default_organization")
-    migration.seed(apps, None)
+    seed_default_organization_and_roles(apps)
 
 
 @pytest.fixture
