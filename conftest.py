@@ -1,6 +1,25 @@
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _seeded_catalogue(request, django_db_blocker):
+    """Transactional tests flush the database when they end, taking the data migration's
+    roles and default organization with it; pytest-django runs them after the others, so
+    each one seeds the catalogue again first (idempotent)."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = (marker is not None and marker.kwargs.get("transaction")) or any(
+        name in request.fixturenames for name in ("transactional_db", "live_server")
+    )
+    if not transactional:
+        return
+    from identity.models import Organization, Role
+    from identity.seed import seed_catalogue
+
+    request.getfixturevalue("transactional_db")
+    with django_db_blocker.unblock():
+        seed_catalogue(Role, Organization)
+
+
 @pytest.fixture
 def default_org(db):
     from identity.models import Organization
