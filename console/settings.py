@@ -166,6 +166,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         # in the broker while no worker runs.
         "options": {"expires": GATEHOUSE_DEACTIVATION_SWEEP_SECONDS},
     },
+    # synclog/tasks.py: PRODUCT.md "Sync log" retention, purged daily.
+    "purge-expired-sync-log": {
+        "task": "synclog.tasks.purge_expired_sync_log",
+        "schedule": 24 * 60 * 60,
+        "options": {"expires": 60 * 60},
+    },
 }
 
 # --- Auth -----------------------------------------------------------------------------------
