@@ -8,7 +8,7 @@
 Steps, each timed: a fresh database (a SQLite file under a temporary GATEHOUSE_VAR_DIR, or a
 PostgreSQL database that this script drops and creates), migrate, one token-auth provider
 through ``provisioning.services.create_provider``, users ``user1@example.com`` ..
-``userN@example.com`` linked to that provider, gunicorn on a free port (2 workers, 1 thread),
+``userN@example.com`` linked to that provider, gunicorn on a free port (2 workers, 4 threads),
 ``/healthz``, then ``/work/shared/bench/scim_workload.py`` against
 ``/scim/v2/<provider slug>`` with the provider's bearer token. Its table is printed as it runs.
 Options this script does not know (``--workloads a,c``, ``--requests 50``, ...) are passed to
@@ -290,7 +290,7 @@ def main(argv=None) -> int:
                     "--workers",
                     str(args.workers),
                     "--threads",
-                    "1",
+                    "4",  # as `make run` and the Dockerfile: gthread, with keep-alive
                     "--timeout",
                     "300",  # a slow page is a number to report, not a worker to kill
                 ],

@@ -125,9 +125,10 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     _database["TEST"] = {"NAME": str(VAR_DIR / "test-gatehouse.sqlite3")}
-else:
-    _database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    _database["CONN_HEALTH_CHECKS"] = True
+# Persistent connections on both engines: opening SQLite per request (its PRAGMAs and
+# Django's function registrations) cost more than a whole SCIM lookup.
+_database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+_database["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -175,23 +175,28 @@ def _check_collisions(provider: Provider, state: dict, link: ProviderUser | None
     return existing if link is None else None
 
 
+def _take_back(provider: Provider, user: User, state: dict, *, actor: Actor) -> ProviderUser:
+    """A user this provider removed, pushed again: linked back, then updated as pushed."""
+    RemovedProviderUser.objects.filter(user=user).delete()
+    link = ProviderUser.objects.create(provider=provider, user=user)
+    _count_link(provider, +1)
+    # PRODUCT.md "Sync log": the provider's log shows the user added to it, as for a new
+    # person; the attribute and status changes follow as their own rows.
+    record.sync_change(
+        actor=actor, user_id=user.pk, user_label=user.username,
+        change=SyncChange.USER_ADDED, attribute="userName", new=user.username,
+    )  # fmt: skip
+    record.audit(actor=actor, action="user_added", target_label=user.username)
+    return _apply(link, state, actor=actor, adopting=True)
+
+
 @transaction.atomic(savepoint=False)
 def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> ProviderUser:
-    """POST /Users. A non-local user no provider holds (one deleted earlier) is adopted."""
+    """POST /Users. A non-local user this provider removed earlier is taken back.
+
+    Most pushes are new people, so the insert is tried first and a collision (rare) is
+    explained afterwards: no lookup runs before every create."""
     state = _validated(provider, state, None)
-    adopted = _check_collisions(provider, state, None)
-    if adopted is not None:
-        RemovedProviderUser.objects.filter(user=adopted).delete()
-        link = ProviderUser.objects.create(provider=provider, user=adopted)
-        _count_link(provider, +1)
-        # PRODUCT.md "Sync log": the provider's log shows the user added to it, as for a
-        # new person; the attribute and status changes follow as their own rows.
-        record.sync_change(
-            actor=actor, user_id=adopted.pk, user_label=adopted.username,
-            change=SyncChange.USER_ADDED, attribute="userName", new=adopted.username,
-        )  # fmt: skip
-        record.audit(actor=actor, action="user_added", target_label=adopted.username)
-        return _apply(link, state, actor=actor, adopting=True)
     organization, roles = mapping.initial_placement(provider)
     now = timezone.now()
     user = User(
@@ -203,23 +208,33 @@ def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> P
     )
     user.set_unusable_password()
     try:
-        with transaction.atomic():  # a savepoint: a lost race becomes a clean 409
+        with transaction.atomic():  # a savepoint: the request goes on after a collision
             user.save(force_insert=True)
     except IntegrityError:
-        raise ProvisioningError(
-            f"A user with userName {state['username']!r} already exists.", kind="conflict"
-        ) from None
+        adopted = _check_collisions(provider, state, None)
+        if adopted is None:  # a concurrent create won the race
+            raise ProvisioningError(
+                f"A user with userName {state['username']!r} already exists.", kind="conflict"
+            ) from None
+        return _take_back(provider, adopted, state, actor=actor)
     if roles:
         User.roles.through.objects.bulk_create(
             [User.roles.through(user_id=user.pk, role_id=role.pk) for role in roles]
         )
-    link = ProviderUser.objects.create(
-        provider=provider,
-        user=user,
-        external_id=state["external_id"],
-        org_attribute=state["org_attribute"],
-        created_at=now,
-    )
+    try:
+        with transaction.atomic():  # the (provider, externalId) unique index decides
+            link = ProviderUser.objects.create(
+                provider=provider,
+                user=user,
+                external_id=state["external_id"],
+                org_attribute=state["org_attribute"],
+                created_at=now,
+            )
+    except IntegrityError:
+        raise ProvisioningError(
+            f"externalId {state['external_id']!r} is already used by another user.",
+            kind="conflict",
+        ) from None
     _count_link(provider, +1)
     changes = [
         (SyncChange.USER_ADDED, "userName", None, user.username),

@@ -13,7 +13,6 @@ Extends scim2-filter-parser's Django Q transpiler where it falls short for us:
 
 from __future__ import annotations
 
-from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db.models import Q
 from scim2_filter_parser import ast as scim2ast
 from scim2_filter_parser.lexer import SCIMLexer
@@ -153,14 +152,3 @@ def to_q(filter_text: str, attributes: dict) -> Q:
     except (SCIMParserError, ValueError, TypeError, AttributeError, IndexError, KeyError):
         raise errors.InvalidFilter(f"Cannot parse the filter {filter_text!r}.") from None
     return query if query is not None else Q()
-
-
-def checked(queryset):
-    """Evaluate lazily-validated lookups (dates) now, so a bad value is a 400 not a 500."""
-    try:
-        str(queryset.query)
-    except EmptyResultSet:
-        pass  # a filter that selects nothing (e.g. a type Gatehouse does not keep)
-    except (ValidationError, ValueError, TypeError) as exc:
-        raise errors.InvalidFilter(f"Invalid value in filter: {exc}") from None
-    return queryset

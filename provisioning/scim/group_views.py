@@ -124,7 +124,7 @@ class GroupsView(GroupResourceMixin, ScimView):
             total, start, ids = page_of(queryset, request, filters.GROUP_FILTER_ATTRIBUTES)
         except ValidationError as exc:
             # id and members.value are UUIDs: a value that is none ('id eq "zz"', 'members
-            # pr' compares with "") fails only when the query runs, past filters.checked().
+            # pr' compares with "") fails only when the query runs, past the filter parser.
             raise errors.InvalidFilter(f"Invalid value in filter: {exc.messages[0]}") from None
         return Response(list_response(self.render(self.groups_by_ids(ids)), total, start))
 

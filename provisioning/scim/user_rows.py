@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
+from django.db.models import F, TextField
+from django.db.models.functions import Cast
+
 from provisioning.models import GroupMembership, ProviderUser
 
 from .schema import CORE_USER, ENTERPRISE_USER, GATEHOUSE_USER, ORG_ATTRIBUTE
@@ -34,32 +38,107 @@ ROW_FIELDS = (
     "user__employee_number",
     "user__department",
     "user__division",
-    "user__created_at",
-    "user__updated_at",
     "user__manager__provider_link__scim_id",
 )
 
 
+_ROWS_SQL: str | None = None
+_GROUPS_SQL: str | None = None
+
+
+def _sql_for_ids(queryset, expected_params=(0,)) -> str:
+    """The ORM's SQL for ``queryset`` (filtered ``__in=[0]``), with the one placeholder of the
+    IN list turned into a slot for as many ids as a page has. Compiled once per process:
+    building the query through the ORM cost more than running it."""
+    sql, params = queryset.query.sql_with_params()
+    if tuple(params) != tuple(expected_params) or sql.count("IN (%s)") != 1:  # pragma: no cover
+        raise RuntimeError("unexpected SQL shape for a page query")
+    return sql.replace("IN (%s)", "IN ({})")
+
+
+def _iso(value) -> str:
+    # PostgreSQL gives aware datetimes; SQLite naive ones (its sqlite3 converters) or the
+    # stored text, both in UTC (USE_TZ).
+    if isinstance(value, str):
+        return value.replace(" ", "T", 1) + "+00:00"
+    if value.tzinfo is None:
+        return value.isoformat() + "+00:00"
+    return value.isoformat()
+
+
+def _uuid_text(value) -> str | None:
+    # PostgreSQL gives uuid.UUID; SQLite stores the 32 hex digits.
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) == 32:
+        return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+    return str(value)
+
+
+def _rows_query():
+    if connection.vendor == "sqlite":
+        # As text: Django's sqlite3 converters parse every timestamp with a regex, which
+        # cost more than the rest of a page. The stored text is UTC already.
+        timestamps = {
+            "created": Cast("user__created_at", TextField()),
+            "modified": Cast("user__updated_at", TextField()),
+        }
+    else:
+        timestamps = {"created": F("user__created_at"), "modified": F("user__updated_at")}
+    return ProviderUser.objects.filter(id__in=[0]).values(*ROW_FIELDS, **timestamps)
+
+
 def rows_by_ids(ids: list[int]) -> list[dict[str, Any]]:
-    """The rows of these link ids, in the order given."""
-    by_id = {row["id"]: row for row in ProviderUser.objects.filter(id__in=ids).values(*ROW_FIELDS)}
+    """The rows of these link ids, in the order given, as plain dicts (timestamps as ISO
+    text, ids as UUID text)."""
+    global _ROWS_SQL
+    if not ids:
+        return []
+    if _ROWS_SQL is None:
+        _ROWS_SQL = _sql_for_ids(_rows_query())
+    with connection.cursor() as cursor:
+        cursor.execute(_ROWS_SQL.format(", ".join(["%s"] * len(ids))), ids)
+        names = [column[0] for column in cursor.description]
+        fetched = cursor.fetchall()
+    by_id = {}
+    for values in fetched:
+        row = dict(zip(names, values, strict=True))
+        row["scim_id"] = _uuid_text(row["scim_id"])
+        row["user__manager__provider_link__scim_id"] = _uuid_text(
+            row["user__manager__provider_link__scim_id"]
+        )
+        row["created"] = _iso(row["created"])
+        row["modified"] = _iso(row["modified"])
+        by_id[row["id"]] = row
     return [by_id[i] for i in ids if i in by_id]
 
 
 def groups_by_user(provider, user_ids: list[int]) -> dict[int, list[dict]]:
     """Each user's groups of this provider, in one query for the whole page."""
+    global _GROUPS_SQL
     base = provider.base_url
     groups: dict[int, list[dict]] = {user_id: [] for user_id in user_ids}
-    memberships = (
-        GroupMembership.objects.filter(user_id__in=user_ids, group__provider=provider)
-        .order_by("group_id")
-        .values_list("user_id", "group__scim_id", "group__display_name")
-    )
+    if not user_ids:
+        return groups
+    if _GROUPS_SQL is None:
+        _GROUPS_SQL = _sql_for_ids(
+            GroupMembership.objects.filter(user_id__in=[0], group__provider_id=-1)
+            .order_by("group_id")
+            .values_list("user_id", "group__scim_id", "group__display_name"),
+            expected_params=(-1, 0),
+        )
+    # The provider's id is the query's first parameter, then the IN list (checked above).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _GROUPS_SQL.format(", ".join(["%s"] * len(user_ids))), [provider.pk, *user_ids]
+        )
+        memberships = cursor.fetchall()
     for user_id, group_scim_id, display_name in memberships:
+        group_id = _uuid_text(group_scim_id)
         groups[user_id].append(
             {
-                "value": str(group_scim_id),
-                "$ref": f"{base}/Groups/{group_scim_id}",
+                "value": group_id,
+                "$ref": f"{base}/Groups/{group_id}",
                 "display": display_name,
                 "type": "direct",
             }
@@ -74,7 +153,7 @@ def etag_of(version: int) -> str:
 def resource_from_row(row: dict[str, Any], base_url: str, groups: list | None) -> dict:
     """The SCIM representation of a provisioned user. Empty attributes are left out
     (RFC 7643 §2.5: unassigned and null are equivalent)."""
-    scim_id = str(row["scim_id"])
+    scim_id = row["scim_id"]
     resource: dict[str, Any] = {"schemas": [CORE_USER, ENTERPRISE_USER, GATEHOUSE_USER]}
     resource["id"] = scim_id
     if row["external_id"]:
@@ -131,8 +210,8 @@ def resource_from_row(row: dict[str, Any], base_url: str, groups: list | None) -
         resource["groups"] = groups
     resource["meta"] = {
         "resourceType": "User",
-        "created": row["user__created_at"].isoformat(),
-        "lastModified": row["user__updated_at"].isoformat(),
+        "created": row["created"],
+        "lastModified": row["modified"],
         "location": f"{base_url}/Users/{scim_id}",
         "version": etag_of(row["version"]),
     }

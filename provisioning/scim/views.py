@@ -9,7 +9,7 @@ scoping, filtering, counting and paging in SQL.
 from __future__ import annotations
 
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import transaction
 from django.http import HttpResponse
 from rest_framework.response import Response
@@ -108,14 +108,24 @@ def page_of(queryset, request, attributes: dict, *, total=None, anchors: str = "
         if distinct:
             queryset = queryset.distinct()
     sort = _sort_field(request, attributes)
-    queryset = filters.checked(queryset.order_by(*([sort, "id"] if sort else ["id"])))
+    queryset = queryset.order_by(*([sort, "id"] if sort else ["id"]))
+    ids_query = queryset.values_list("id", flat=True)
     start, count = paging(request)
-    if total is None or filter_text:
-        total = queryset.count()
+    try:
+        if filter_text or total is None:
+            ids = list(ids_query[start - 1 : start - 1 + count]) if count else []
+            if count and len(ids) < count and (ids or start == 1):
+                total = start - 1 + len(ids)  # the page ran out: no COUNT(*) needed
+            else:
+                total = queryset.count()
+            return total, start, ids
+    except EmptyResultSet:  # a filter that selects nothing
+        return 0, start, []
+    except (ValidationError, ValueError, TypeError) as exc:  # found when the SQL is built
+        raise errors.InvalidFilter(f"Invalid value in filter: {exc}") from None
     if count == 0 or start > total:
         return total, start, []
-    ids_query = queryset.values_list("id", flat=True)
-    use_anchors = bool(anchors) and not filter_text and not sort
+    use_anchors = bool(anchors) and not sort
     key = f"scim-anchor:{anchors}:{{}}"
     if start == 1:
         ids = list(ids_query[:count])
@@ -138,14 +148,19 @@ def page_of(queryset, request, attributes: dict, *, total=None, anchors: str = "
 
 
 class UserResourceMixin:
-    def render(self, ids: list[int]) -> list[dict]:
+    def render(self, ids: list[int], *, groupless: bool = False) -> list[dict]:
         rows = user_rows.rows_by_ids(ids)
-        groups = user_rows.groups_by_user(self.provider, [row["user_id"] for row in rows])
+        user_ids = [row["user_id"] for row in rows]
+        if groupless:  # a user created by this very request is in no group yet
+            groups = {user_id: [] for user_id in user_ids}
+        else:
+            groups = user_rows.groups_by_user(self.provider, user_ids)
         base = self.provider.base_url
-        return [
-            project(user_rows.resource_from_row(row, base, groups[row["user_id"]]), self.request)
-            for row in rows
-        ]
+        resources = [user_rows.resource_from_row(row, base, groups[row["user_id"]]) for row in rows]
+        params = self.request.query_params
+        if params.get("attributes") or params.get("excludedAttributes"):
+            resources = [project(resource, self.request) for resource in resources]
+        return resources
 
     def get_link(self, scim_id: str, *, for_update: bool = False) -> ProviderUser:
         key = parse_uuid(scim_id)
@@ -158,7 +173,7 @@ class UserResourceMixin:
         return link
 
     def respond(self, link: ProviderUser, status: int = 200) -> Response:
-        response = Response(self.render([link.id])[0], status=status)
+        response = Response(self.render([link.id], groupless=status == 201)[0], status=status)
         response["ETag"] = etag(link)
         if status == 201:
             response["Location"] = f"{self.provider.base_url}/Users/{link.scim_id}"
