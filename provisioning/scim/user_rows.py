@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, TextField
+from django.db.models import TextField
 from django.db.models.functions import Cast
 
 from provisioning.models import GroupMembership, ProviderUser
@@ -19,7 +19,6 @@ from .schema import CORE_USER, ENTERPRISE_USER, GATEHOUSE_USER, ORG_ATTRIBUTE
 
 ROW_FIELDS = (
     "id",
-    "scim_id",
     "external_id",
     "org_attribute",
     "version",
@@ -38,7 +37,6 @@ ROW_FIELDS = (
     "user__employee_number",
     "user__department",
     "user__division",
-    "user__manager__provider_link__scim_id",
 )
 
 
@@ -47,45 +45,53 @@ _GROUPS_SQL: str | None = None
 
 
 def _sql_for_ids(queryset, expected_params=(0,)) -> str:
-    """The ORM's SQL for ``queryset`` (filtered ``__in=[0]``), with the one placeholder of the
-    IN list turned into a slot for as many ids as a page has. Compiled once per process:
-    building the query through the ORM cost more than running it."""
+    """The ORM's SQL for ``queryset`` (filtered ``__in=[0]``), compiled once per process
+    (building the query through the ORM cost more than running it), with its IN list turned
+    into a slot for a page of ids: ``= ANY(%s)`` with one array on PostgreSQL, ``IN (…)`` on
+    SQLite."""
     sql, params = queryset.query.sql_with_params()
     if tuple(params) != tuple(expected_params) or sql.count("IN (%s)") != 1:  # pragma: no cover
         raise RuntimeError("unexpected SQL shape for a page query")
+    if connection.vendor == "postgresql":
+        return sql.replace("IN (%s)", "= ANY(%s)")
     return sql.replace("IN (%s)", "IN ({})")
 
 
-def _iso(value) -> str:
-    # PostgreSQL gives aware datetimes; SQLite naive ones (its sqlite3 converters) or the
-    # stored text, both in UTC (USE_TZ).
-    if isinstance(value, str):
-        return value.replace(" ", "T", 1) + "+00:00"
-    if value.tzinfo is None:
-        return value.isoformat() + "+00:00"
-    return value.isoformat()
+def _with_ids(sql: str, ids: list[int]) -> tuple[str, list]:
+    if connection.vendor == "postgresql":
+        return sql, [list(ids)]
+    return sql.format(", ".join(["%s"] * len(ids))), list(ids)
 
 
-def _uuid_text(value) -> str | None:
-    # PostgreSQL gives uuid.UUID; SQLite stores the 32 hex digits.
-    if value is None:
-        return None
-    if isinstance(value, str) and len(value) == 32:
+def _iso(value: str) -> str:
+    """ISO 8601 of a UTC timestamp read as text: SQLite's stored "YYYY-MM-DD HH:MM:SS[.f]",
+    PostgreSQL's "…+00" (the connection's time zone is UTC)."""
+    value = value.replace(" ", "T", 1).removesuffix("+00")
+    if "." in value:  # PostgreSQL drops trailing zeros of the microseconds; isoformat keeps 6
+        seconds, fraction = value.split(".", 1)
+        value = f"{seconds}.{fraction.ljust(6, '0')}"
+    return value + "+00:00"
+
+
+def _uuid_text(value: str | None) -> str | None:
+    # SQLite stores the 32 hex digits; PostgreSQL's uuid as text is already dashed.
+    if value is not None and len(value) == 32:
         return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
-    return str(value)
+    return value
 
 
 def _rows_query():
-    if connection.vendor == "sqlite":
-        # As text: Django's sqlite3 converters parse every timestamp with a regex, which
-        # cost more than the rest of a page. The stored text is UTC already.
-        timestamps = {
-            "created": Cast("user__created_at", TextField()),
-            "modified": Cast("user__updated_at", TextField()),
-        }
-    else:
-        timestamps = {"created": F("user__created_at"), "modified": F("user__updated_at")}
-    return ProviderUser.objects.filter(id__in=[0]).values(*ROW_FIELDS, **timestamps)
+    # Timestamps and UUIDs read as text: converting them to Python objects (a regex per
+    # timestamp on SQLite, UUID and tz-aware datetime loaders on PostgreSQL) cost more than
+    # the rest of a page, and the response wants text anyway.
+    text = TextField()
+    return ProviderUser.objects.filter(id__in=[0]).values(
+        *ROW_FIELDS,
+        scim_text=Cast("scim_id", text),
+        manager_scim_text=Cast("user__manager__provider_link__scim_id", text),
+        created=Cast("user__created_at", text),
+        modified=Cast("user__updated_at", text),
+    )
 
 
 def rows_by_ids(ids: list[int]) -> list[dict[str, Any]]:
@@ -97,16 +103,14 @@ def rows_by_ids(ids: list[int]) -> list[dict[str, Any]]:
     if _ROWS_SQL is None:
         _ROWS_SQL = _sql_for_ids(_rows_query())
     with connection.cursor() as cursor:
-        cursor.execute(_ROWS_SQL.format(", ".join(["%s"] * len(ids))), ids)
+        cursor.execute(*_with_ids(_ROWS_SQL, ids))
         names = [column[0] for column in cursor.description]
         fetched = cursor.fetchall()
     by_id = {}
     for values in fetched:
         row = dict(zip(names, values, strict=True))
-        row["scim_id"] = _uuid_text(row["scim_id"])
-        row["user__manager__provider_link__scim_id"] = _uuid_text(
-            row["user__manager__provider_link__scim_id"]
-        )
+        row["scim_id"] = _uuid_text(row.pop("scim_text"))
+        row["manager_scim_id"] = _uuid_text(row.pop("manager_scim_text"))
         row["created"] = _iso(row["created"])
         row["modified"] = _iso(row["modified"])
         by_id[row["id"]] = row
@@ -124,14 +128,13 @@ def groups_by_user(provider, user_ids: list[int]) -> dict[int, list[dict]]:
         _GROUPS_SQL = _sql_for_ids(
             GroupMembership.objects.filter(user_id__in=[0], group__provider_id=-1)
             .order_by("group_id")
-            .values_list("user_id", "group__scim_id", "group__display_name"),
+            .values_list("user_id", Cast("group__scim_id", TextField()), "group__display_name"),
             expected_params=(-1, 0),
         )
     # The provider's id is the query's first parameter, then the IN list (checked above).
     with connection.cursor() as cursor:
-        cursor.execute(
-            _GROUPS_SQL.format(", ".join(["%s"] * len(user_ids))), [provider.pk, *user_ids]
-        )
+        sql, ids = _with_ids(_GROUPS_SQL, user_ids)
+        cursor.execute(sql, [provider.pk, *ids])
         memberships = cursor.fetchall()
     for user_id, group_scim_id, display_name in memberships:
         group_id = _uuid_text(group_scim_id)
@@ -197,7 +200,7 @@ def resource_from_row(row: dict[str, Any], base_url: str, groups: list | None) -
         )
         if row[column]
     }
-    manager_id = row["user__manager__provider_link__scim_id"]
+    manager_id = row["manager_scim_id"]
     if manager_id:
         # displayName is readOnly and optional (RFC 7643 §4.3); leaving it out keeps what a
         # client PATCHed identical to what it reads back.

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from provisioning import user_sync
 from provisioning.models import ProviderUser
-from provisioning.selectors import provider_users
+from provisioning.selectors import provider_user_ids_after, provider_users
 
 from . import discovery, errors, filters, user_rows
 from .base import (
@@ -88,7 +88,9 @@ def _sort_field(request, attributes: dict) -> str | None:
 ANCHOR_SECONDS = 600
 
 
-def page_of(queryset, request, attributes: dict, *, total=None, anchors: str = "", distinct=True):
+def page_of(
+    queryset, request, attributes: dict, *, total=None, anchors="", keyset=None, distinct=True
+):
     """Filter, count and page ``queryset`` in SQL; returns (totalResults, startIndex, ids).
 
     The page's primary keys come from one narrow query (an index walk on (provider, id)),
@@ -97,7 +99,8 @@ def page_of(queryset, request, attributes: dict, *, total=None, anchors: str = "
     anchors (the id just before a startIndex): a sequential walk (Okta's import) and a
     repeated deep page are served by ``id > anchor`` instead of OFFSET, so any page costs
     about what the first does. The scope must change whenever positions can shift (a user
-    removed), which the caller's provider removal counter guarantees.
+    removed), which the caller's provider removal counter guarantees. ``keyset(anchor, count)``
+    returns the ids after an anchor without building a query through the ORM.
     """
     filter_text = request.query_params.get("filter")
     if filter_text:
@@ -128,11 +131,11 @@ def page_of(queryset, request, attributes: dict, *, total=None, anchors: str = "
     use_anchors = bool(anchors) and not sort
     key = f"scim-anchor:{anchors}:{{}}"
     if start == 1:
-        ids = list(ids_query[:count])
+        ids = keyset(0, count) if keyset and not sort else list(ids_query[:count])
     else:
         anchor = cache.get(key.format(start)) if use_anchors else None
         if anchor is not None:
-            ids = list(ids_query.filter(id__gt=anchor)[:count])
+            ids = keyset(anchor, count) if keyset else list(ids_query.filter(id__gt=anchor)[:count])
         else:
             # One row more, from just before the page: it is the anchor of this startIndex.
             ids = list(ids_query[start - 2 : start - 1 + count])
@@ -195,6 +198,7 @@ class UsersView(UserResourceMixin, ScimView):
             filters.USER_FILTER_ATTRIBUTES,
             total=provider.user_count,
             anchors=f"users:{provider.pk}:{provider.user_removals}",
+            keyset=lambda anchor, count: provider_user_ids_after(provider, anchor, count),
             distinct=False,  # user filters join one-to-one: no duplicate rows
         )
         return Response(list_response(self.render(ids), total, start))
