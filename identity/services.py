@@ -152,6 +152,12 @@ def due_outcome(user: User, *, held: bool) -> str:
     return DeactivationState.DONE
 
 
+_NOT_NOW = {
+    DeactivationState.HELD: (SyncChange.DEACTIVATION_HELD, "held"),
+    DeactivationState.DEFERRED: (SyncChange.DEACTIVATION_DEFERRED, "deferred (legal hold)"),
+}
+
+
 def _run_deactivation(
     row: PendingDeactivation, user: User, *, actor: Actor, now, held: bool
 ) -> str:
@@ -159,26 +165,18 @@ def _run_deactivation(
     Returns the row's new state."""
     provider = _provider_of(user, actor, row)
     outcome = due_outcome(user, held=held)
-    if outcome == DeactivationState.HELD:
+    if outcome in _NOT_NOW:
+        # Held by the guard or deferred by legal hold: the user stays (or becomes) blocked.
+        change, label = _NOT_NOW[outcome]
         if user.status == UserStatus.ACTIVE:
             _set_status(user, UserStatus.BLOCKED, now)
             _sync(user, actor, SyncChange.USER_BLOCKED, provider, old="active", new="blocked")
-        _close(row, DeactivationState.HELD, now)
+        _close(row, outcome, now)
         _sync(
-            user, actor, SyncChange.DEACTIVATION_HELD, provider, attribute="deactivation",
-            old=row.due_at.isoformat(), new="held",
+            user, actor, change, provider, attribute="deactivation",
+            old=row.due_at.isoformat(), new=label,
         )  # fmt: skip
-        return DeactivationState.HELD
-    if outcome == DeactivationState.DEFERRED:
-        if user.status == UserStatus.ACTIVE:
-            _set_status(user, UserStatus.BLOCKED, now)
-            _sync(user, actor, SyncChange.USER_BLOCKED, provider, old="active", new="blocked")
-        _close(row, DeactivationState.DEFERRED, now)
-        _sync(
-            user, actor, SyncChange.DEACTIVATION_DEFERRED, provider, attribute="deactivation",
-            old=row.due_at.isoformat(), new="deferred (legal hold)",
-        )  # fmt: skip
-        return DeactivationState.DEFERRED
+        return outcome
     old = user.status
     _set_status(user, UserStatus.DEACTIVATED, now)
     _close(row, DeactivationState.DONE, now)

@@ -26,6 +26,7 @@ from .schema import (
     USER_FIELDS,
     field_for_path,
 )
+from .user_rows import etag_of
 
 STRING_FIELDS = set(USER_FIELDS) - {"active", "manager"}
 EMPTY_STATE: dict[str, Any] = {f: "" for f in USER_FIELDS} | {"active": True, "manager": None}
@@ -381,75 +382,4 @@ def state_of(link: ProviderUser) -> dict[str, Any]:
 
 
 def etag(link: ProviderUser) -> str:
-    return f'W/"{link.version}"'
-
-
-def to_resource(link: ProviderUser, base_url: str, groups: list | None = None) -> dict:
-    """The SCIM representation of a provisioned user. Empty attributes are left out
-    (RFC 7643 §2.5: unassigned and null are equivalent)."""
-    user = link.user
-    state = state_of(link)
-    scim_id = str(link.scim_id)
-    resource: dict[str, Any] = {
-        "schemas": [CORE_USER, ENTERPRISE_USER, GATEHOUSE_USER],
-        "id": scim_id,
-    }
-    if link.external_id:
-        resource["externalId"] = link.external_id
-    resource["userName"] = user.username
-    name = {
-        k: v for k, v in (("givenName", user.given_name), ("familyName", user.family_name)) if v
-    }
-    if name:
-        name["formatted"] = " ".join(p for p in (user.given_name, user.family_name) if p)
-        resource["name"] = name
-    for key, value in (
-        ("displayName", user.display_name),
-        ("title", user.title),
-        ("userType", user.user_type),
-    ):
-        if value:
-            resource[key] = value
-    resource["active"] = state["active"]
-    if user.email:
-        resource["emails"] = [{"value": user.email, "type": "work", "primary": True}]
-    address = {
-        k: v
-        for k, v in (
-            ("locality", user.locality),
-            ("region", user.region),
-            ("country", user.country),
-        )
-        if v
-    }
-    if address:
-        resource["addresses"] = [{"type": "work", "primary": True, **address}]
-    enterprise = {
-        k: v
-        for k, v in (
-            ("employeeNumber", user.employee_number),
-            ("department", user.department),
-            ("division", user.division),
-        )
-        if v
-    }
-    if state["manager"]:
-        enterprise["manager"] = {
-            "value": state["manager"],
-            "$ref": f"{base_url}/Users/{state['manager']}",
-            "displayName": user.manager.get_full_name(),
-        }
-    if enterprise:
-        resource[ENTERPRISE_USER] = enterprise
-    if link.org_attribute:
-        resource[GATEHOUSE_USER] = {ORG_ATTRIBUTE: link.org_attribute}
-    if groups is not None:
-        resource["groups"] = groups
-    resource["meta"] = {
-        "resourceType": "User",
-        "created": user.created_at.isoformat(),
-        "lastModified": user.updated_at.isoformat(),
-        "location": f"{base_url}/Users/{scim_id}",
-        "version": etag(link),
-    }
-    return resource
+    return etag_of(link.version)
