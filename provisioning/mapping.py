@@ -11,5 +11,18 @@ from .models import Provider
 
 
 def initial_placement(provider: Provider) -> tuple[Organization, list[Role]]:
-    organization = Organization.objects.default()
-    return organization, organization.effective_default_roles()
+    """The default organization and its default roles, in one query (it runs on every
+    create). The default organization is the root, so its roles are its own: nothing is
+    inherited."""
+    rows = list(
+        Organization.objects.filter(is_default=True).values_list(
+            "id", "name", "default_roles__id", "default_roles__name"
+        )
+    )
+    org_id, org_name = rows[0][0], rows[0][1]
+    organization = Organization(id=org_id, name=org_name, is_default=True, parent=None)
+    roles = sorted(
+        (Role(id=role_id, name=role_name) for _, _, role_id, role_name in rows if role_id),
+        key=lambda role: role.name,
+    )
+    return organization, roles
