@@ -115,3 +115,13 @@ def test_enterprise_and_custom_schemas_name_their_attributes(scim):
 
 def test_unknown_schema_is_404(scim):
     assert_scim_error(scim.get("/Schemas/urn:example:nope"), 404)
+
+
+def test_unknown_endpoints_under_a_base_url_answer_a_scim_404(scim):
+    for path in ("/Nope", "/Users/a/b"):
+        r = scim.get(path)
+        assert r.status_code == 404, r.content
+        assert r.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    r = scim.client.get(scim.base)  # the base URL itself, no trailing slash
+    assert r.status_code == 404, r.content
+    assert r.json()["status"] == "404"
