@@ -55,7 +55,7 @@ def check_deactivation_delay(delay: timedelta) -> timedelta:
         timedelta(0) <= delay <= settings.GATEHOUSE_MAX_DEACTIVATION_DELAY
     ):
         raise LifecycleError(
-            f"The deactivation delay must be between 0 (immediate) and 90 days, got {delay!r}."
+            f"The deactivation delay must be between 0 (immediate) and 90 days, got {delay}."
         )
     return delay
 

@@ -12,6 +12,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from identity.models import User
+from identity.services import LifecycleError, check_deactivation_delay
 
 
 class AuthType(models.TextChoices):
@@ -20,12 +21,11 @@ class AuthType(models.TextChoices):
 
 
 def validate_deactivation_delay(value: timedelta) -> None:
-    # PRODUCT.md: from 0 (immediate) up to 90 days.
-    if value < timedelta(0) or value > settings.GATEHOUSE_MAX_DEACTIVATION_DELAY:
-        raise ValidationError(
-            "The deactivation delay must be between 0 (immediate) and 90 days.",
-            code="invalid_deactivation_delay",
-        )
+    """Model-field form of the rule in ``identity.services.check_deactivation_delay``."""
+    try:
+        check_deactivation_delay(value)
+    except LifecycleError as exc:
+        raise ValidationError(str(exc), code="invalid_deactivation_delay") from None
 
 
 def default_deactivation_delay() -> timedelta:

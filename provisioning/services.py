@@ -12,11 +12,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from identity.services import LifecycleError, check_deactivation_delay
 from synclog import record
 from synclog.record import Actor
 
 from . import credentials
-from .models import AuthType, Provider, validate_deactivation_delay
+from .models import AuthType, Provider
 
 
 class ProviderError(ValueError):
@@ -90,13 +91,10 @@ def regenerate_credentials(provider: Provider, *, actor: Actor) -> IssuedCredent
 
 
 def _checked_delay(delay: timedelta) -> timedelta:
-    from django.core.exceptions import ValidationError
-
     try:
-        validate_deactivation_delay(delay)
-    except ValidationError as exc:
-        raise ProviderError(exc.messages[0]) from None
-    return delay
+        return check_deactivation_delay(delay)
+    except LifecycleError as exc:
+        raise ProviderError(str(exc)) from None
 
 
 @transaction.atomic(durable=True)

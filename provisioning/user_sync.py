@@ -177,6 +177,7 @@ def _check_collisions(provider: Provider, state: dict, link: ProviderUser | None
 
 def _take_back(provider: Provider, user: User, state: dict, *, actor: Actor) -> ProviderUser:
     """A user this provider removed, pushed again: linked back, then updated as pushed."""
+    user = User.objects.select_for_update().get(pk=user.pk)
     RemovedProviderUser.objects.filter(user=user).delete()
     link = ProviderUser.objects.create(provider=provider, user=user)
     _count_link(provider, +1)
@@ -254,7 +255,8 @@ def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> P
 
 @transaction.atomic(savepoint=False)
 def update_user(link: ProviderUser, state: dict[str, Any], *, actor: Actor) -> ProviderUser:
-    """PUT or PATCH /Users/<id>: write only what changed; nothing changed, nothing written."""
+    """PUT or PATCH /Users/<id>: write only what changed; nothing changed, nothing written.
+    ``link`` and ``link.user`` come locked (``select_for_update``) from the caller."""
     provider = link.provider
     state = _validated(provider, state, link)
     if state["username"].lower() != link.user.username.lower():
@@ -265,8 +267,9 @@ def update_user(link: ProviderUser, state: dict[str, Any], *, actor: Actor) -> P
 
 
 def _apply(link: ProviderUser, state: dict, *, actor: Actor, adopting: bool = False):
-    user = User.objects.select_for_update().get(pk=link.user_id)
-    link.user = user
+    """``link.user`` must be locked by the caller (the SCIM views lock link and user together;
+    a user taken back is locked in ``_take_back``)."""
+    user = link.user
     changed: list[tuple[str, Any, Any]] = []
     for field, column in USER_COLUMNS.items():
         old = getattr(user, column)

@@ -13,7 +13,7 @@ from typing import Any
 
 from provisioning.models import GroupMembership, ScimGroup
 
-from . import errors
+from . import errors, patch
 from .schema import CORE_GROUP
 from .users import coerce_string, parse_value_filter
 
@@ -106,31 +106,14 @@ class GroupAdapter:
 
     # --- PATCH ------------------------------------------------------------------------------
     def apply_patch(self, body: Any) -> None:
-        if not isinstance(body, dict) or not isinstance(body.get("Operations"), list):
-            raise errors.InvalidSyntax("A PATCH body needs an Operations list (RFC 7644 §3.5.2).")
-        if not body["Operations"]:
-            raise errors.InvalidValue("A PATCH body needs at least one operation.")
-        for operation in body["Operations"]:
-            if not isinstance(operation, dict) or not isinstance(operation.get("op"), str):
-                raise errors.InvalidSyntax("Each operation needs an op.")
-            op = operation["op"].lower()  # RFC 7644 §3.5.2; Entra sends "Add", "Remove"
-            if op not in ("add", "replace", "remove"):
-                raise errors.InvalidSyntax(f"Unknown PATCH op {operation['op']!r}.")
-            path = operation.get("path")
-            value = operation.get("value")
-            if path in (None, ""):
+        for op, path, value in patch.operations(body, require_one=True):
+            if path is None:
                 self._apply_pathless(op, value)
-            elif not isinstance(path, str):
-                raise errors.InvalidPath("path must be a string.")
             else:
                 self._apply_path_op(op, path, value)
 
-    def _apply_pathless(self, op: str, value: Any) -> None:
-        if op == "remove":
-            raise errors.NoTarget("A remove operation needs a path.")
+    def _apply_pathless(self, op: str, value: dict) -> None:
         # Okta: {"op":"replace","value":{"id":"<group id>","displayName":"New"}}
-        if not isinstance(value, dict):
-            raise errors.InvalidValue("An operation without a path needs an object value.")
         for key, inner in value.items():
             attribute = _attribute(key)
             if attribute == "id":

@@ -16,7 +16,7 @@ from scim2_filter_parser.parser import SCIMParserError
 
 from provisioning.models import ProviderUser
 
-from . import errors
+from . import errors, patch
 from .schema import (
     CORE_USER,
     ENTERPRISE_USER,
@@ -218,34 +218,17 @@ class UserAdapter(SCIMMixin):
 
     # --- PATCH ------------------------------------------------------------------------------
     def apply_patch(self, body: Any) -> None:
-        if not isinstance(body, dict) or not isinstance(body.get("Operations"), list):
-            raise errors.InvalidSyntax("A PATCH body needs an Operations list (RFC 7644 §3.5.2).")
-        for operation in body["Operations"]:
-            if not isinstance(operation, dict) or not isinstance(operation.get("op"), str):
-                raise errors.InvalidSyntax("Each operation needs an op.")
-            op = operation["op"].lower()  # RFC 7644 §3.5.2; Entra sends "Replace", "Add"
-            if op not in ("add", "replace", "remove"):
-                raise errors.InvalidSyntax(f"Unknown PATCH op {operation['op']!r}.")
-            path = operation.get("path")
-            value = operation.get("value")
-            if path in (None, ""):
-                if op == "remove":
-                    raise errors.NoTarget("A remove operation needs a path.")
-                # Okta: {"op":"replace","value":{"active":false}}; Entra: the value is an
-                # object of attribute paths such as "name.givenName".
-                if not isinstance(value, dict):
-                    raise errors.InvalidValue("An operation without a path needs an object value.")
-                for key, inner in value.items():
-                    if not isinstance(key, str):
-                        raise errors.InvalidPath("Attribute names must be strings.")
-                    if _is_custom_extension(key, inner):
-                        self.set_extension(key, inner)
-                    else:
-                        self._apply_path_op(op, key, inner)
-            elif not isinstance(path, str):
-                raise errors.InvalidPath("path must be a string.")
-            else:
+        for op, path, value in patch.operations(body):
+            if path is not None:
                 self._apply_path_op(op, path, value)
+                continue
+            for key, inner in value.items():
+                if not isinstance(key, str):
+                    raise errors.InvalidPath("Attribute names must be strings.")
+                if _is_custom_extension(key, inner):
+                    self.set_extension(key, inner)
+                else:
+                    self._apply_path_op(op, key, inner)
 
     def _apply_path_op(self, op: str, path: str, value: Any) -> None:
         extension = path.strip().lower()

@@ -169,7 +169,8 @@ class UserResourceMixin:
         key = parse_uuid(scim_id)
         queryset = provider_users(self.provider).select_related("user", "provider")
         if for_update:
-            queryset = queryset.select_for_update(of=("self",))
+            # The link and its user, locked together: user_sync writes through both.
+            queryset = queryset.select_for_update(of=("self", "user"))
         link = queryset.filter(scim_id=key).first() if key else None
         if link is None:
             raise errors.NotFound(f"User {scim_id!r} not found.")
