@@ -15,7 +15,9 @@ log says who acted.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import math
+import time
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
@@ -191,17 +193,36 @@ def _run_deactivation(
     return DeactivationState.DONE
 
 
-def _send_eta_message(row_id: int, due_at, delay: timedelta) -> None:
-    """After commit: ask a worker to run this deactivation at its due time. Only a nudge: the
-    row decides, and the periodic sweep runs it anyway if this message is lost."""
+# Nudges already queued by this process, by due-time bucket: a wave of deprovisions (or an IdP
+# flipping ``active``) sends one message per bucket, not one per user. Publishing cost more
+# than the rest of a PATCH (about 8 ms on the SQLite broker).
+ETA_NUDGE_BUCKET_SECONDS = 5
+_nudged_buckets: set[int] = set()
+
+
+def _send_eta_message(due_at, delay: timedelta) -> None:
+    """After commit: ask a worker to sweep at the end of the due time's 5-second bucket, so a
+    deactivation runs on time (at most 5 s late) rather than at the next periodic sweep.
+
+    Only a nudge: the rows decide, and the periodic sweep runs them anyway if it is lost.
+    """
     if delay > ETA_MESSAGE_MAX_DELAY:
         return
-    from .tasks import run_deactivation  # tasks import services; import here, not at the top
+    from .tasks import run_due_deactivations  # tasks import services; import here
 
+    bucket = math.ceil(due_at.timestamp() / ETA_NUDGE_BUCKET_SECONDS)
+    if bucket in _nudged_buckets:
+        return
+    eta = datetime.fromtimestamp(bucket * ETA_NUDGE_BUCKET_SECONDS, tz=UTC)
     try:
-        run_deactivation.apply_async((row_id,), eta=due_at, retry=False)
+        run_due_deactivations.apply_async(eta=eta, retry=False)
     except Exception:  # a broker outage must not fail the request that already committed
-        logger.warning("could not queue deactivation %s; the sweep will run it", row_id)
+        logger.warning("could not queue a deactivation sweep for %s; the periodic sweep will", eta)
+        return
+    if len(_nudged_buckets) > 10_000:  # forget buckets that have passed
+        current = math.ceil(time.time() / ETA_NUDGE_BUCKET_SECONDS)
+        _nudged_buckets.difference_update([b for b in _nudged_buckets if b < current])
+    _nudged_buckets.add(bucket)
 
 
 # --- provider-facing (called inside the SCIM layer's transaction) -----------------------------
@@ -276,7 +297,7 @@ def _deprovision(user: User, *, actor: Actor, delay: timedelta) -> User:
         due_at=row.due_at.isoformat(),
     )
     if not held:
-        transaction.on_commit(lambda: _send_eta_message(row.pk, row.due_at, delay))
+        transaction.on_commit(lambda: _send_eta_message(row.due_at, delay))
     return user
 
 

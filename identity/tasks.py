@@ -29,7 +29,9 @@ def run_due_deactivations() -> None:
 
 @shared_task
 def run_deactivation(row_id: int) -> None:
-    """A deactivation's ETA message: runs it if it is due and still pending, else nothing."""
+    """Runs one deactivation if it is due and still pending, else nothing. Deprovisions now
+    nudge with ``run_due_deactivations`` instead (one message per few seconds of due times,
+    identity/services.py); this stays for messages an earlier version queued."""
     from .deactivation import run_deactivation as run
 
     run(row_id)

@@ -1,6 +1,7 @@
 """Every status transition of PRODUCT.md "Deprovisioning", on a frozen clock."""
 
-from datetime import timedelta
+import math
+from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
@@ -396,26 +397,53 @@ def test_an_eta_message_never_runs_a_deactivation_early(clock, provider):
     assert status_of(user) == UserStatus.DEACTIVATED
 
 
-def test_deprovision_queues_an_eta_message_after_commit(
-    clock, provider, django_capture_on_commit_callbacks
+@pytest.fixture
+def no_nudges_sent():
+    services._nudged_buckets.clear()
+    yield
+    services._nudged_buckets.clear()
+
+
+def _bucket_end(due):
+    seconds = services.ETA_NUDGE_BUCKET_SECONDS
+    return datetime.fromtimestamp(math.ceil(due.timestamp() / seconds) * seconds, tz=UTC)
+
+
+def test_deprovision_queues_a_sweep_at_the_due_time_after_commit(
+    clock, provider, django_capture_on_commit_callbacks, no_nudges_sent
 ):
     user = provisioned_user(provider)
-    with mock.patch("identity.tasks.run_deactivation.apply_async") as send:
+    with mock.patch("identity.tasks.run_due_deactivations.apply_async") as send:
         with django_capture_on_commit_callbacks(execute=True):
             services.deprovision(user, actor=provider_actor(provider), delay=DELAY)
-    send.assert_called_once_with((row_of(user).pk,), eta=START + DELAY, retry=False)
+    eta = _bucket_end(START + DELAY)
+    send.assert_called_once_with(eta=eta, retry=False)
+    assert START + DELAY <= eta < START + DELAY + timedelta(seconds=5)
+
+
+def test_deprovisions_due_in_the_same_few_seconds_share_one_sweep_message(
+    clock, provider, django_capture_on_commit_callbacks, no_nudges_sent
+):
+    users = [provisioned_user(provider) for _ in range(3)]
+    with mock.patch("identity.tasks.run_due_deactivations.apply_async") as send:
+        for user in users:
+            with django_capture_on_commit_callbacks(execute=True):
+                services.deprovision(user, actor=provider_actor(provider), delay=DELAY)
+    assert send.call_count == 1
 
 
 def test_a_broker_outage_does_not_fail_the_deprovision(
-    clock, provider, django_capture_on_commit_callbacks
+    clock, provider, django_capture_on_commit_callbacks, no_nudges_sent
 ):
     user = provisioned_user(provider)
     with mock.patch(
-        "identity.tasks.run_deactivation.apply_async", side_effect=ConnectionError("down")
-    ):
+        "identity.tasks.run_due_deactivations.apply_async", side_effect=ConnectionError("down")
+    ) as send:
         with django_capture_on_commit_callbacks(execute=True):
             services.deprovision(user, actor=provider_actor(provider), delay=DELAY)
     assert row_of(user).state == DeactivationState.PENDING  # the sweep will run it
+    assert not services._nudged_buckets  # the next deprovision in that bucket tries again
+    assert send.call_count == 1
 
 
 def test_deprovision_rolls_back_with_the_callers_transaction(clock, provider):
