@@ -62,7 +62,12 @@ def check_deactivation_delay(delay: timedelta) -> timedelta:
     return delay
 
 
-def _locked(user: User) -> User:
+def _locked(user: User, *, locked: bool = False) -> User:
+    """The user, row-locked for this transaction. ``locked=True``: the caller already locked
+    this very instance in the current transaction (the SCIM views lock a link and its user
+    together), so it is not fetched a second time."""
+    if locked:
+        return user
     return User.objects.select_for_update().get(pk=user.pk)
 
 
@@ -89,6 +94,18 @@ def _provider_of(
     except ObjectDoesNotExist:
         return None, ""
     return link.provider_id, link.provider.name
+
+
+def _sync_all(user: User, actor: Actor, provider: tuple[int | None, str], changes) -> None:
+    """Several sync rows of one status change in one INSERT: ``(change, attribute, old, new)``."""
+    record.sync_changes(
+        actor=actor,
+        user_id=user.pk,
+        user_label=user.username,
+        changes=changes,
+        provider_id=provider[0],
+        provider_label=provider[1],
+    )
 
 
 def _sync(
@@ -228,7 +245,7 @@ def _send_eta_message(due_at, delay: timedelta) -> None:
 # --- provider-facing (called inside the SCIM layer's transaction) -----------------------------
 
 
-def deprovision(user: User, *, actor: Actor, delay: timedelta) -> User:
+def deprovision(user: User, *, actor: Actor, delay: timedelta, locked: bool = False) -> User:
     """The provider said active=false, or DELETEd the user: block now and schedule the
     deactivation at now + ``delay``; a delay of 0 deactivates now.
 
@@ -239,15 +256,20 @@ def deprovision(user: User, *, actor: Actor, delay: timedelta) -> User:
     # Checked before the transaction: with savepoint=False an error raised inside would break
     # the caller's transaction, and a bad delay is the caller's input error to report.
     check_deactivation_delay(delay)
-    return _deprovision(user, actor=actor, delay=delay)
+    return _deprovision(user, actor=actor, delay=delay, locked=locked)
 
 
 @transaction.atomic(savepoint=False)
-def _deprovision(user: User, *, actor: Actor, delay: timedelta) -> User:
+def _deprovision(user: User, *, actor: Actor, delay: timedelta, locked: bool) -> User:
     from .deactivation import guard_holds_provider  # the guard builds on these services
 
-    user = _locked(user)
-    if user.status == UserStatus.DEACTIVATED or _open_deactivation(user) is not None:
+    user = _locked(user, locked=locked)
+    if user.status == UserStatus.DEACTIVATED:
+        return user
+    # An open (pending, deferred or held) deactivation always comes with a blocked user: every
+    # path that opens one blocks, and every path that unblocks closes it. So only a blocked
+    # user needs the lookup; the partial unique constraint backs this up.
+    if user.status == UserStatus.BLOCKED and _open_deactivation(user) is not None:
         return user
     now = timezone.now()
     provider = _provider_of(user, actor)
@@ -275,19 +297,16 @@ def _deprovision(user: User, *, actor: Actor, delay: timedelta) -> User:
                 due_at=row.due_at.isoformat(),
             )
         return user
+    changes = []
     if old == UserStatus.ACTIVE:
         _set_status(user, UserStatus.BLOCKED, now)
-        _sync(user, actor, SyncChange.USER_BLOCKED, provider, old=old, new="blocked")
-    _sync(
-        user, actor, SyncChange.DEACTIVATION_SCHEDULED, provider, attribute="deactivation",
-        new=row.due_at.isoformat(),
-    )  # fmt: skip
+        changes.append((SyncChange.USER_BLOCKED, "status", old, "blocked"))
+    due = row.due_at.isoformat()
+    changes.append((SyncChange.DEACTIVATION_SCHEDULED, "deactivation", None, due))
     if held:
         _close(row, DeactivationState.HELD, now)
-        _sync(
-            user, actor, SyncChange.DEACTIVATION_HELD, provider, attribute="deactivation",
-            old=row.due_at.isoformat(), new="held",
-        )  # fmt: skip
+        changes.append((SyncChange.DEACTIVATION_HELD, "deactivation", due, "held"))
+    _sync_all(user, actor, provider, changes)
     record.audit(
         actor=actor,
         action="user_deprovisioned",
@@ -302,29 +321,39 @@ def _deprovision(user: User, *, actor: Actor, delay: timedelta) -> User:
 
 
 @transaction.atomic(savepoint=False)
-def cancel_deprovision(user: User, *, actor: Actor) -> User:
+def cancel_deprovision(user: User, *, actor: Actor, locked: bool = False) -> User:
     """Cancel the user's scheduled (pending, deferred or held) deactivation and unblock it:
     the provider said active=true during the delay, or an administrator unblocked the user.
 
     No-op when nothing is scheduled (a user an administrator blocked by hand stays blocked
     when its provider resends active=true).
     """
-    user = _locked(user)
+    user = _locked(user, locked=locked)
     row = _open_deactivation(user)
     if row is None:
         return user
+    return _cancel(user, row, actor=actor)
+
+
+def _cancel(user: User, row: PendingDeactivation, *, actor: Actor) -> User:
+    """``cancel_deprovision`` on a locked user and its locked open row."""
     now = timezone.now()
     provider = _provider_of(user, actor, row)
     was = row.state
     _close(row, DeactivationState.CANCELLED, now)
-    _sync(
-        user, actor, SyncChange.DEACTIVATION_CANCELLED, provider, attribute="deactivation",
-        old=row.due_at.isoformat() if was == DeactivationState.PENDING else was, new="cancelled",
-    )  # fmt: skip
+    changes = [
+        (
+            SyncChange.DEACTIVATION_CANCELLED,
+            "deactivation",
+            row.due_at.isoformat() if was == DeactivationState.PENDING else was,
+            "cancelled",
+        )
+    ]
     old = user.status
     if old == UserStatus.BLOCKED:
         _set_status(user, UserStatus.ACTIVE, now)
-        _sync(user, actor, SyncChange.USER_UNBLOCKED, provider, old=old, new="active")
+        changes.append((SyncChange.USER_UNBLOCKED, "status", old, "active"))
+    _sync_all(user, actor, provider, changes)
     record.audit(
         actor=actor,
         action="deactivation_cancelled",
@@ -337,10 +366,10 @@ def cancel_deprovision(user: User, *, actor: Actor) -> User:
 
 
 @transaction.atomic(savepoint=False)
-def reactivate(user: User, *, actor: Actor) -> User:
+def reactivate(user: User, *, actor: Actor, locked: bool = False) -> User:
     """A deactivated user becomes active again (provider active=true, or an administrator).
     No-op for a user that is not deactivated."""
-    user = _locked(user)
+    user = _locked(user, locked=locked)
     if user.status != UserStatus.DEACTIVATED:
         return user
     now = timezone.now()
@@ -353,26 +382,33 @@ def reactivate(user: User, *, actor: Actor) -> User:
     return user
 
 
-def apply_provider_active(user: User, *, active: bool, actor: Actor, delay: timedelta) -> User:
+def apply_provider_active(
+    user: User, *, active: bool, actor: Actor, delay: timedelta, locked: bool = False
+) -> User:
     """What a provider's ``active`` value means for the user (SCIM PUT/PATCH):
 
     - false → ``deprovision`` (no-op when already scheduled or deactivated);
     - true and a deactivation is scheduled → ``cancel_deprovision``;
     - true and deactivated → ``reactivate``;
     - true otherwise → no-op (a user blocked by hand stays blocked).
+
+    ``locked=True``: the caller holds this user instance's row lock in its transaction.
     """
     if not active:
-        return deprovision(user, actor=actor, delay=delay)
-    return _apply_active_true(user, actor=actor)
+        return deprovision(user, actor=actor, delay=delay, locked=locked)
+    return _apply_active_true(user, actor=actor, locked=locked)
 
 
 @transaction.atomic(savepoint=False)
-def _apply_active_true(user: User, *, actor: Actor) -> User:
-    user = _locked(user)
+def _apply_active_true(user: User, *, actor: Actor, locked: bool) -> User:
+    user = _locked(user, locked=locked)
     if user.status == UserStatus.DEACTIVATED:
-        return reactivate(user, actor=actor)
-    if _open_deactivation(user) is not None:
-        return cancel_deprovision(user, actor=actor)
+        return reactivate(user, actor=actor, locked=True)
+    if user.status == UserStatus.ACTIVE:
+        return user  # an active user has no open deactivation (see _deprovision)
+    row = _open_deactivation(user)
+    if row is not None:
+        return _cancel(user, row, actor=actor)
     return user
 
 
@@ -403,8 +439,9 @@ def unblock(user: User, *, actor: Actor) -> User:
     user = _locked(user)
     if user.status == UserStatus.DEACTIVATED:
         raise LifecycleError(f"{user.username} is deactivated; reactivate it instead.")
-    if _open_deactivation(user) is not None:
-        return cancel_deprovision(user, actor=actor)
+    row = _open_deactivation(user)
+    if row is not None:
+        return _cancel(user, row, actor=actor)
     if user.status == UserStatus.ACTIVE:
         return user
     now = timezone.now()

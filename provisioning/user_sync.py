@@ -248,7 +248,11 @@ def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> P
     record.audit(actor=actor, action="user_added", target_label=user.username)
     if not state["active"]:
         identity_services.apply_provider_active(
-            user, active=False, actor=actor, delay=provider.deactivation_delay
+            user,
+            active=False,
+            actor=actor,
+            delay=provider.deactivation_delay,
+            locked=True,  # inserted by this transaction: nobody else can see it yet
         )
     return link
 
@@ -317,7 +321,11 @@ def _apply(link: ProviderUser, state: dict, *, actor: Actor, adopting: bool = Fa
     if state["active"] != currently_active or adopting:
         before = (user.status, user.updated_at)
         user = identity_services.apply_provider_active(
-            user, active=state["active"], actor=actor, delay=link.provider.deactivation_delay
+            user,
+            active=state["active"],
+            actor=actor,
+            delay=link.provider.deactivation_delay,
+            locked=True,
         )
         if (user.status, user.updated_at) != before and not changed:
             ProviderUser.objects.filter(pk=link.pk).update(version=link.version + 1)
@@ -332,7 +340,9 @@ def remove_user(link: ProviderUser, *, actor: Actor) -> None:
     the provider's view (GET → 404). The person stays, for legal hold and audit."""
     user = User.objects.select_for_update().get(pk=link.user_id)
     if user.status != UserStatus.DEACTIVATED:
-        identity_services.deprovision(user, actor=actor, delay=link.provider.deactivation_delay)
+        identity_services.deprovision(
+            user, actor=actor, delay=link.provider.deactivation_delay, locked=True
+        )
     # Out of the provider's view means out of its groups too: a user pushed again later
     # must not silently be a member again.
     memberships = GroupMembership.objects.filter(user=user, group__provider=link.provider)

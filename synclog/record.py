@@ -78,16 +78,29 @@ def sync_change(
     )
 
 
-def sync_changes(*, actor: Actor, user_id: int | None, user_label: str, changes) -> None:
+def sync_changes(
+    *,
+    actor: Actor,
+    user_id: int | None,
+    user_label: str,
+    changes,
+    provider_id: int | None = None,
+    provider_label: str = "",
+) -> None:
     """Several sync-log rows for one user in one INSERT: ``changes`` holds
-    ``(change, attribute, old, new)`` tuples. The provider is the actor's."""
+    ``(change, attribute, old, new)`` tuples. The provider defaults to the actor's."""
+    if not changes:
+        return
     now = timezone.now()
+    if provider_id is None:
+        provider_id = actor.provider_id
+    provider_label = provider_label or actor.provider_label
     SyncLogEntry.objects.bulk_create(
         [
             SyncLogEntry(
                 created_at=now,
-                provider_id=actor.provider_id,
-                provider_label=actor.provider_label,
+                provider_id=provider_id,
+                provider_label=provider_label,
                 user_id=user_id,
                 user_label=user_label,
                 change_type=change,
