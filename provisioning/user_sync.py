@@ -209,21 +209,15 @@ def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> P
     )
     user.set_unusable_password()
     try:
-        with transaction.atomic():  # a savepoint: the request goes on after a collision
+        # One savepoint for the whole insert: the request goes on after a collision, which the
+        # unique indexes on userName and (provider, externalId) detect and _check_collisions
+        # then explains.
+        with transaction.atomic():
             user.save(force_insert=True)
-    except IntegrityError:
-        adopted = _check_collisions(provider, state, None)
-        if adopted is None:  # a concurrent create won the race
-            raise ProvisioningError(
-                f"A user with userName {state['username']!r} already exists.", kind="conflict"
-            ) from None
-        return _take_back(provider, adopted, state, actor=actor)
-    if roles:
-        User.roles.through.objects.bulk_create(
-            [User.roles.through(user_id=user.pk, role_id=role.pk) for role in roles]
-        )
-    try:
-        with transaction.atomic():  # the (provider, externalId) unique index decides
+            if roles:
+                User.roles.through.objects.bulk_create(
+                    [User.roles.through(user_id=user.pk, role_id=role.pk) for role in roles]
+                )
             link = ProviderUser.objects.create(
                 provider=provider,
                 user=user,
@@ -232,10 +226,14 @@ def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> P
                 created_at=now,
             )
     except IntegrityError:
-        raise ProvisioningError(
-            f"externalId {state['external_id']!r} is already used by another user.",
-            kind="conflict",
-        ) from None
+        adopted = _check_collisions(provider, state, None)
+        if adopted is None:  # a concurrent create took the userName or externalId first
+            raise ProvisioningError(
+                f"A user with userName {state['username']!r} or externalId "
+                f"{state['external_id']!r} already exists.",
+                kind="conflict",
+            ) from None
+        return _take_back(provider, adopted, state, actor=actor)
     _count_link(provider, +1)
     changes = [
         (SyncChange.USER_ADDED, "userName", None, user.username),

@@ -7,6 +7,7 @@ milliseconds. Writes still go through models and services; this module is read-o
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from django.db import connection
@@ -115,6 +116,30 @@ def rows_by_ids(ids: list[int]) -> list[dict[str, Any]]:
         row["modified"] = _iso(row["modified"])
         by_id[row["id"]] = row
     return [by_id[i] for i in ids if i in by_id]
+
+
+def row_from_link(link: ProviderUser) -> dict[str, Any] | None:
+    """The row ``rows_by_ids`` would read for this link, from the instances a write just
+    saved: a PUT, PATCH or POST answers without reading its user back. None when the user has
+    a manager (its SCIM id is another row: read it with ``rows_by_ids``)."""
+    user = link.user
+    if user.manager_id is not None:
+        return None
+    row = {
+        "id": link.id,
+        "external_id": link.external_id,
+        "org_attribute": link.org_attribute,
+        "version": link.version,
+        "user_id": user.id,
+        "scim_id": str(link.scim_id),
+        "manager_scim_id": None,
+        "created": user.created_at.astimezone(UTC).isoformat(),
+        "modified": user.updated_at.astimezone(UTC).isoformat(),
+    }
+    for name in ROW_FIELDS:
+        if name.startswith("user__"):
+            row[name] = getattr(user, name[6:])
+    return row
 
 
 def groups_by_user(provider, user_ids: list[int]) -> dict[int, list[dict]]:

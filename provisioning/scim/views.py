@@ -152,10 +152,14 @@ def page_of(
 
 class UserResourceMixin:
     def render(self, ids: list[int], *, groupless: bool = False) -> list[dict]:
-        rows = user_rows.rows_by_ids(ids)
+        # A user created by this very request is in no group yet.
+        return self.render_rows(user_rows.rows_by_ids(ids), groups=[] if groupless else None)
+
+    def render_rows(self, rows: list[dict], *, groups: list | None = None) -> list[dict]:
+        """``groups``: every user's groups when the caller knows them, else read."""
         user_ids = [row["user_id"] for row in rows]
-        if groupless:  # a user created by this very request is in no group yet
-            groups = {user_id: [] for user_id in user_ids}
+        if groups is not None:
+            groups = {user_id: groups for user_id in user_ids}
         else:
             groups = user_rows.groups_by_user(self.provider, user_ids)
         base = self.provider.base_url
@@ -177,7 +181,15 @@ class UserResourceMixin:
         return link
 
     def respond(self, link: ProviderUser, status: int = 200) -> Response:
-        response = Response(self.render([link.id], groupless=status == 201)[0], status=status)
+        """Answer a write with the user as saved. The instances the write just saved are the
+        row, so only the groups are read (none for a user this request created)."""
+        row = user_rows.row_from_link(link)
+        if row is None:
+            resource = self.render([link.id], groupless=status == 201)[0]
+        else:
+            groups = [] if status == 201 else None
+            resource = self.render_rows([row], groups=groups)[0]
+        response = Response(resource, status=status)
         response["ETag"] = etag(link)
         if status == 201:
             response["Location"] = f"{self.provider.base_url}/Users/{link.scim_id}"
