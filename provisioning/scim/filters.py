@@ -13,6 +13,8 @@ Extends scim2-filter-parser's Django Q transpiler where it falls short for us:
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import Q
 from scim2_filter_parser import ast as scim2ast
 from scim2_filter_parser.lexer import SCIMLexer
@@ -152,3 +154,23 @@ def to_q(filter_text: str, attributes: dict) -> Q:
     except (SCIMParserError, ValueError, TypeError, AttributeError, IndexError, KeyError):
         raise errors.InvalidFilter(f"Cannot parse the filter {filter_text!r}.") from None
     return query if query is not None else Q()
+
+
+# The filter every IdP sends before it creates or links a user (Okta, Entra, PingOne):
+# ``userName eq "…"`` or ``externalId eq "…"``. A string without escapes: anything else goes
+# through the parser.
+_UNIQUE_EQUALITY = re.compile(
+    r'\s*(?:urn:ietf:params:scim:schemas:core:2\.0:User:)?(userName|externalId)\s+eq\s+"([^"\\]+)"\s*',
+    re.IGNORECASE,
+)
+
+
+def unique_user_equality(filter_text: str) -> tuple[str, str] | None:
+    """``("username" | "external_id", value)`` when the filter is an equality on an attribute
+    that names at most one of a provider's users (userName is unique case-insensitively,
+    a non-empty externalId per provider), else None. Means the same as ``to_q`` does."""
+    match = _UNIQUE_EQUALITY.fullmatch(filter_text)
+    if match is None:
+        return None
+    attribute = "username" if match.group(1).lower() == "username" else "external_id"
+    return attribute, match.group(2)

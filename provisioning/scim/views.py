@@ -16,7 +16,11 @@ from rest_framework.response import Response
 
 from provisioning import user_sync
 from provisioning.models import ProviderUser
-from provisioning.selectors import provider_user_ids_after, provider_users
+from provisioning.selectors import (
+    provider_user_ids_after,
+    provider_user_ids_where,
+    provider_users,
+)
 
 from . import discovery, errors, filters, user_rows
 from .base import (
@@ -205,6 +209,14 @@ def _provisioning_error(exc: user_sync.ProvisioningError) -> errors.ScimError:
 class UsersView(UserResourceMixin, ScimView):
     def get(self, request, provider_slug):
         provider = self.provider
+        params = request.query_params
+        equality = filters.unique_user_equality(params.get("filter") or "")
+        if equality is not None and not params.get("sortBy"):
+            # At most one match: no parser, no ORM, no COUNT (what page_of would answer).
+            start, count = paging(request)
+            found = provider_user_ids_where(provider, *equality)
+            ids = found[start - 1 : start - 1 + count]
+            return Response(list_response(self.render(ids), len(found), start))
         total, start, ids = page_of(
             provider_users(provider),
             request,

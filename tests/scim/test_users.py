@@ -205,6 +205,38 @@ def test_list_filters(scim, five_users, filter_text, expected):
     assert r.json()["totalResults"] == len(expected)
 
 
+@pytest.mark.parametrize(
+    "filter_text",
+    [
+        'userName eq "BOB@example.com"',
+        'USERNAME EQ "bob@EXAMPLE.com"',
+        'externalId eq "ext-c"',
+        'externalId eq "EXT-C"',
+        'externalId eq ""',
+        'userName eq "nobody@example.com"',
+        'urn:ietf:params:scim:schemas:core:2.0:User:externalId eq "ext-a"',
+    ],
+)
+@pytest.mark.parametrize("paging", [{}, {"startIndex": 2}, {"count": 0}])
+def test_the_unique_equality_shortcut_answers_what_the_filter_parser_does(
+    scim, five_users, other_scim, filter_text, paging
+):
+    # IdPs send userName/externalId eq before every create; the view answers those without
+    # the parser. A sortBy sends the same filter through the parser: both must agree.
+    other_scim.post("/Users", new_user(9, userName="bob2@example.com", externalId="ext-c"))
+    shortcut = scim.get("/Users", data={"filter": filter_text, **paging})
+    parsed = scim.get("/Users", data={"filter": filter_text, "sortBy": "id", **paging})
+    assert shortcut.status_code == parsed.status_code == 200, shortcut.content
+    assert shortcut.json() == parsed.json()
+
+
+def test_an_equality_with_an_escaped_quote_goes_through_the_parser(scim, five_users):
+    filter_text = 'userName eq "bob\\"@example.com"'
+    shortcut = scim.get("/Users", data={"filter": filter_text})
+    parsed = scim.get("/Users", data={"filter": filter_text, "sortBy": "id"})
+    assert (shortcut.status_code, shortcut.json()) == (parsed.status_code, parsed.json())
+
+
 def test_list_filter_on_last_modified(scim, five_users):
     later = timezone.now() + timedelta(hours=1)
     with time_machine.travel(later, tick=False):
