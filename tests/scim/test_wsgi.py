@@ -1,0 +1,72 @@
+"""The WSGI application gunicorn serves: SCIM requests take the short middleware chain,
+console pages the full one (console/wsgi.py)."""
+
+import io
+import sys
+
+import pytest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+
+from console.wsgi import application
+
+
+def _call(path: str, headers: dict | None = None):
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        **(headers or {}),
+    }
+    started = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        started["status"] = int(status.split()[0])
+        started["headers"] = dict(response_headers)
+
+    # As Django's test client does: the handler would close the test's database connection.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        response = application(environ, start_response)
+        body = b"".join(response)
+        response.close()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    return started["status"], started["headers"], body
+
+
+@pytest.mark.django_db
+def test_a_scim_request_is_served_through_the_short_chain_with_security_headers(scim):
+    status, headers, body = _call(
+        "/scim/v2/" + scim.provider.slug + "/ServiceProviderConfig",
+        {"HTTP_AUTHORIZATION": f"Bearer {scim.secret}"},
+    )
+    assert status == 200, body
+    assert headers["Content-Type"] == "application/scim+json"
+    assert headers["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware is kept
+    assert "Set-Cookie" not in headers and "Vary" not in headers  # no session, no CSRF
+
+
+@pytest.mark.django_db
+def test_a_scim_request_with_wrong_credentials_is_refused_through_the_short_chain(scim):
+    status, headers, body = _call(
+        "/scim/v2/" + scim.provider.slug + "/Users", {"HTTP_AUTHORIZATION": "Bearer nope"}
+    )
+    assert status == 401, body
+    assert headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.django_db
+def test_console_pages_keep_the_full_chain():
+    status, headers, body = _call("/console/login/")
+    assert status == 200, body
+    assert headers["X-Frame-Options"] == "DENY"
+    assert "csrftoken" in headers.get("Set-Cookie", "")
