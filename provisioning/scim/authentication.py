@@ -19,6 +19,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from provisioning import credentials
 from provisioning.models import AuthType, Provider
+from provisioning.prepared import PreparedColumns
 
 
 class ProviderPrincipal:
@@ -37,41 +38,23 @@ class ProviderPrincipal:
 _PROVIDER_BY_SLUG: tuple | None = None
 
 
-def _provider_by_slug_query() -> tuple:
-    """The lookup's SQL, field names and per-column converters, as the ORM would use them,
-    prepared once per process."""
+def provider_by_slug(slug: str) -> Provider | None:
+    """The provider of a SCIM base URL. Runs on every SCIM request: the ORM's SQL compiled
+    once per process, then a cursor and ``Model.from_db`` (provisioning/prepared.py)."""
     global _PROVIDER_BY_SLUG
     if _PROVIDER_BY_SLUG is None:
         sql, params = Provider.objects.filter(slug="?").order_by().query.sql_with_params()
         if list(params) != ["?"]:  # pragma: no cover - a Django change
             raise RuntimeError("unexpected SQL shape for the provider lookup")
-        fields = Provider._meta.concrete_fields
-        table = Provider._meta.db_table
-        converters = []
-        for index, field in enumerate(fields):
-            found = connection.ops.get_db_converters(field.get_col(table))
-            found += field.get_db_converters(connection)
-            if found:
-                converters.append((index, field, found))
-        _PROVIDER_BY_SLUG = (sql, [field.attname for field in fields], converters)
-    return _PROVIDER_BY_SLUG
-
-
-def provider_by_slug(slug: str) -> Provider | None:
-    """The provider of a SCIM base URL. Runs on every SCIM request, so it is the ORM's own
-    SQL and converters prepared once per process, then a cursor and ``Model.from_db``: a
-    QuerySet (or ``raw()``) spent more building itself than the database spent answering."""
-    sql, names, converters = _provider_by_slug_query()
+        columns = PreparedColumns(Provider)
+        if not sql.startswith(f"SELECT {columns.select_list()} FROM"):  # pragma: no cover
+            raise RuntimeError("unexpected column order for the provider lookup")
+        _PROVIDER_BY_SLUG = (sql, columns)
+    sql, columns = _PROVIDER_BY_SLUG
     with connection.cursor() as cursor:
         cursor.execute(sql, [slug])
         row = cursor.fetchone()
-    if row is None:
-        return None
-    values = list(row)
-    for index, field, functions in converters:
-        for convert in functions:
-            values[index] = convert(values[index], field, connection)
-    return Provider.from_db(connection.alias, names, values)
+    return None if row is None else columns.instance(row)
 
 
 def provider_for_request(view) -> Provider | None:

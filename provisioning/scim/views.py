@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from provisioning import user_sync
 from provisioning.models import ProviderUser
 from provisioning.selectors import (
+    provider_user_by_scim_id,
     provider_user_ids_after,
     provider_user_ids_where,
     provider_users,
@@ -175,11 +176,8 @@ class UserResourceMixin:
 
     def get_link(self, scim_id: str, *, for_update: bool = False) -> ProviderUser:
         key = parse_uuid(scim_id)
-        queryset = provider_users(self.provider).select_related("user", "provider")
-        if for_update:
-            # The link and its user, locked together: user_sync writes through both.
-            queryset = queryset.select_for_update(of=("self", "user"))
-        link = queryset.filter(scim_id=key).first() if key else None
+        # for_update: the link and its user, locked together: user_sync writes through both.
+        link = provider_user_by_scim_id(self.provider, key, for_update=for_update) if key else None
         if link is None:
             raise errors.NotFound(f"User {scim_id!r} not found.")
         return link
