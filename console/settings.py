@@ -128,6 +128,15 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     _database["TEST"] = {"NAME": str(VAR_DIR / "test-gatehouse.sqlite3")}
+elif env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+    # PostgreSQL: bind parameters on the server and let psycopg prepare a statement the
+    # connection has run five times, so the SCIM service's repeated queries skip parsing and
+    # planning (planning a page's query cost as much as running it). Turn it off behind a
+    # connection pooler in transaction mode (PgBouncer before 1.21), which cannot keep
+    # prepared statements.
+    _database.setdefault("OPTIONS", {}).update(
+        {"server_side_binding": True, "prepare_threshold": 5}
+    )
 # Persistent connections on both engines: opening SQLite per request (its PRAGMAs and
 # Django's function registrations) cost more than a whole SCIM lookup.
 _database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
