@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 
 from identity.models import User
 
-from .models import Provider, ProviderUser, ScimGroup
+from .models import GroupMembership, Provider, ProviderUser, ScimGroup
 from .prepared import PreparedColumns
 
 
@@ -36,32 +36,31 @@ def provider_user_ids_after(provider: Provider, anchor: int, count: int) -> list
         return [row[0] for row in cursor.fetchall()]
 
 
-def provider_user_ids_where(provider: Provider, attribute: str, value: str) -> list[int]:
-    """The link ids of ``provider``'s users whose ``attribute`` equals ``value``: userName
-    case-insensitively (``LOWER(col) = LOWER(%s)``, as the ``ci_exact`` lookup, served by the
-    ``Lower(username)`` index) or a non-empty externalId exactly. Both name at most one user,
-    so no paging. Plain SQL, as above: the filter IdPs send before every create."""
+def user_groups_sql() -> str:
+    """A scalar subquery for a SELECT over the provider-user link table: the link's user's
+    groups *of the link's provider*, as JSON text ``[[group pk, scim id, displayName], …]``.
+
+    Reading them in the same statement as the user saves a round trip on every SCIM read of
+    users. PostgreSQL orders the array by group; SQLite (before 3.44) cannot order inside
+    ``json_group_array``, so readers sort by the group pk (user_rows.parse_groups)."""
     quote = connection.ops.quote_name
     links = quote(ProviderUser._meta.db_table)
-    if attribute == "username":
-        users = quote(User._meta.db_table)
-        sql = (
-            f"SELECT {links}.{quote('id')} FROM {links} INNER JOIN {users} "
-            f"ON {links}.{quote('user_id')} = {users}.{quote('id')} "
-            f"WHERE {links}.{quote('provider_id')} = %s "
-            f"AND LOWER({users}.{quote('username')}) = LOWER(%s)"
-        )
-    elif attribute == "external_id" and value:
-        # "<> ''" repeats the partial unique index's condition so SQLite's planner uses it.
-        sql = (
-            f"SELECT {quote('id')} FROM {links} WHERE {quote('provider_id')} = %s "
-            f"AND {quote('external_id')} = %s AND {quote('external_id')} <> ''"
+    members = quote(GroupMembership._meta.db_table)
+    groups = quote(ScimGroup._meta.db_table)
+    pk, scim_id, name = (f"{groups}.{quote(c)}" for c in ("id", "scim_id", "display_name"))
+    if connection.vendor == "postgresql":
+        array = (
+            f"COALESCE(json_agg(json_build_array({pk}, {scim_id}, {name}) ORDER BY {pk}), "
+            f"'[]'::json)::text"
         )
     else:
-        raise ValueError(f"{attribute!r} does not name at most one user")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [provider.pk, value])
-        return sorted(row[0] for row in cursor.fetchall())
+        array = f"json_group_array(json_array({pk}, {scim_id}, {name}))"
+    return (
+        f"SELECT {array} FROM {members} INNER JOIN {groups} "
+        f"ON {members}.{quote('group_id')} = {pk} "
+        f"WHERE {members}.{quote('user_id')} = {links}.{quote('user_id')} "
+        f"AND {groups}.{quote('provider_id')} = {links}.{quote('provider_id')}"
+    )
 
 
 _LINK_WITH_USER: dict[bool, tuple] = {}
@@ -70,7 +69,8 @@ _LINK_WITH_USER: dict[bool, tuple] = {}
 def provider_user_by_scim_id(provider: Provider, scim_id, *, for_update: bool = False):
     """``provider``'s link with this SCIM id, its user loaded (and its provider set), or None.
     ``for_update``: the link and its user are row-locked together (PostgreSQL ``FOR UPDATE``;
-    SQLite's IMMEDIATE transaction already holds the write lock).
+    SQLite's IMMEDIATE transaction already holds the write lock). The user's groups of this
+    provider come along as ``link.groups_json`` (JSON text, see ``user_groups_sql``).
 
     The same instances as ``provider_users(provider).select_related("user")`` would build,
     from SQL written once per process (provisioning/prepared.py): the read every GET, PUT,
@@ -79,7 +79,7 @@ def provider_user_by_scim_id(provider: Provider, scim_id, *, for_update: bool = 
         quote = connection.ops.quote_name
         links, users = PreparedColumns(ProviderUser), PreparedColumns(User)
         sql = (
-            f"SELECT {links.select_list()}, {users.select_list()} "
+            f"SELECT {links.select_list()}, {users.select_list()}, ({user_groups_sql()}) "
             f"FROM {quote(links.table)} INNER JOIN {quote(users.table)} "
             f"ON {quote(links.table)}.{quote('user_id')} = {quote(users.table)}.{quote('id')} "
             f"WHERE {quote(links.table)}.{quote('provider_id')} = %s "
@@ -97,6 +97,7 @@ def provider_user_by_scim_id(provider: Provider, scim_id, *, for_update: bool = 
         return None
     split = len(links.fields)
     link = links.instance(row[:split])
-    link.user = users.instance(row[split:])
+    link.user = users.instance(row[split:-1])
     link.provider = provider
+    link.groups_json = row[-1]
     return link

@@ -10,11 +10,14 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
+import orjson
 from django.db import connection
 from django.db.models import TextField
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
-from provisioning.models import GroupMembership, ProviderUser
+from provisioning.models import Provider, ProviderUser
+from provisioning.selectors import provider_users, user_groups_sql
 
 from .schema import CORE_USER, ENTERPRISE_USER, GATEHOUSE_USER, ORG_ATTRIBUTE
 
@@ -42,7 +45,7 @@ ROW_FIELDS = (
 
 
 _ROWS_SQL: str | None = None
-_GROUPS_SQL: str | None = None
+_ROWS_WHERE_SQL: dict[str, str] = {}
 
 
 def _sql_for_ids(queryset, expected_params=(0,)) -> str:
@@ -81,47 +84,91 @@ def _uuid_text(value: str | None) -> str | None:
     return value
 
 
-def _rows_query():
+def _rows_query(queryset=None):
     # Timestamps and UUIDs read as text: converting them to Python objects (a regex per
     # timestamp on SQLite, UUID and tz-aware datetime loaders on PostgreSQL) cost more than
-    # the rest of a page, and the response wants text anyway.
+    # the rest of a page, and the response wants text anyway. The user's groups come in the
+    # same statement (selectors.user_groups_sql).
     text = TextField()
-    return ProviderUser.objects.filter(id__in=[0]).values(
+    if queryset is None:
+        queryset = ProviderUser.objects.filter(id__in=[0])
+    return queryset.values(
         *ROW_FIELDS,
         scim_text=Cast("scim_id", text),
         manager_scim_text=Cast("user__manager__provider_link__scim_id", text),
         created=Cast("user__created_at", text),
         modified=Cast("user__updated_at", text),
+        groups_json=RawSQL(user_groups_sql(), ()),
     )
 
 
-def rows_by_ids(ids: list[int]) -> list[dict[str, Any]]:
-    """The rows of these link ids, in the order given, as plain dicts (timestamps as ISO
-    text, ids as UUID text)."""
-    global _ROWS_SQL
-    if not ids:
-        return []
-    if _ROWS_SQL is None:
-        _ROWS_SQL = _sql_for_ids(_rows_query())
+def _read_rows(sql: str, params: list) -> list[dict[str, Any]]:
     with connection.cursor() as cursor:
-        cursor.execute(*_with_ids(_ROWS_SQL, ids))
+        cursor.execute(sql, params)
         names = [column[0] for column in cursor.description]
         fetched = cursor.fetchall()
-    by_id = {}
+    rows = []
     for values in fetched:
         row = dict(zip(names, values, strict=True))
         row["scim_id"] = _uuid_text(row.pop("scim_text"))
         row["manager_scim_id"] = _uuid_text(row.pop("manager_scim_text"))
         row["created"] = _iso(row["created"])
         row["modified"] = _iso(row["modified"])
-        by_id[row["id"]] = row
+        row["groups"] = parse_groups(row.pop("groups_json"))
+        rows.append(row)
+    return rows
+
+
+def parse_groups(text: str | None) -> list[tuple[str, str]]:
+    """``(scim id, displayName)`` of each group in ``user_groups_sql``'s JSON, by group."""
+    if not text:
+        return []
+    return [(_uuid_text(scim_id), name) for _, scim_id, name in sorted(orjson.loads(text))]
+
+
+def rows_by_ids(ids: list[int]) -> list[dict[str, Any]]:
+    """The rows of these link ids, in the order given, as plain dicts (timestamps as ISO
+    text, ids as UUID text, ``groups`` as ``parse_groups`` gives them)."""
+    global _ROWS_SQL
+    if not ids:
+        return []
+    if _ROWS_SQL is None:
+        _ROWS_SQL = _sql_for_ids(_rows_query())
+    by_id = {row["id"]: row for row in _read_rows(*_with_ids(_ROWS_SQL, ids))}
     return [by_id[i] for i in ids if i in by_id]
 
 
-def row_from_link(link: ProviderUser) -> dict[str, Any] | None:
+def rows_where(provider: Provider, attribute: str, value: str) -> list[dict[str, Any]]:
+    """The rows of ``provider``'s users whose userName equals ``value`` case-insensitively
+    (``attribute="username"``, the ``ci_exact`` lookup the ``Lower(username)`` index serves)
+    or whose non-empty externalId equals it exactly (``"external_id"``). Each names at most
+    one user: the filter every IdP sends before it creates or links one, answered with one
+    statement (its SQL compiled once per process)."""
+    if attribute == "username":
+        lookup = {"user__username__ci_exact": "?"}
+    elif attribute == "external_id" and value:
+        # "<> ''" repeats the partial unique index's condition so SQLite's planner uses it.
+        lookup = {"external_id": "?"}
+    else:
+        raise ValueError(f"{attribute!r} does not name at most one user")
+    if attribute not in _ROWS_WHERE_SQL:
+        queryset = provider_users(Provider(pk=-1)).filter(**lookup)
+        if attribute == "external_id":
+            queryset = queryset.exclude(external_id="")
+        sql, params = _rows_query(queryset.order_by("id")).query.sql_with_params()
+        if [p for p in params if p != ""] != [-1, "?"]:  # pragma: no cover - a Django change
+            raise RuntimeError("unexpected SQL shape for an equality filter")
+        _ROWS_WHERE_SQL[attribute] = (sql, params)
+    sql, params = _ROWS_WHERE_SQL[attribute]
+    values = {-1: provider.pk, "?": value}
+    return _read_rows(sql, [values.get(p, p) for p in params])
+
+
+def row_from_link(link: ProviderUser, groups_json: str | None) -> dict[str, Any] | None:
     """The row ``rows_by_ids`` would read for this link, from the instances a write just
-    saved: a PUT, PATCH or POST answers without reading its user back. None when the user has
-    a manager (its SCIM id is another row: read it with ``rows_by_ids``)."""
+    saved (or a GET just read): no second read of the user. ``groups_json`` as
+    ``user_groups_sql`` gives it. None when the user has a manager (its SCIM id is another
+    row: read it with ``rows_by_ids``)."""
     user = link.user
     if user.manager_id is not None:
         return None
@@ -135,6 +182,7 @@ def row_from_link(link: ProviderUser) -> dict[str, Any] | None:
         "manager_scim_id": None,
         "created": user.created_at.astimezone(UTC).isoformat(),
         "modified": user.updated_at.astimezone(UTC).isoformat(),
+        "groups": parse_groups(groups_json),
     }
     for name in ROW_FIELDS:
         if name.startswith("user__"):
@@ -142,36 +190,13 @@ def row_from_link(link: ProviderUser) -> dict[str, Any] | None:
     return row
 
 
-def groups_by_user(provider, user_ids: list[int]) -> dict[int, list[dict]]:
-    """Each user's groups of this provider, in one query for the whole page."""
-    global _GROUPS_SQL
-    base = provider.base_url
-    groups: dict[int, list[dict]] = {user_id: [] for user_id in user_ids}
-    if not user_ids:
-        return groups
-    if _GROUPS_SQL is None:
-        _GROUPS_SQL = _sql_for_ids(
-            GroupMembership.objects.filter(user_id__in=[0], group__provider_id=-1)
-            .order_by("group_id")
-            .values_list("user_id", Cast("group__scim_id", TextField()), "group__display_name"),
-            expected_params=(-1, 0),
-        )
-    # The provider's id is the query's first parameter, then the IN list (checked above).
-    with connection.cursor() as cursor:
-        sql, ids = _with_ids(_GROUPS_SQL, user_ids)
-        cursor.execute(sql, [provider.pk, *ids])
-        memberships = cursor.fetchall()
-    for user_id, group_scim_id, display_name in memberships:
-        group_id = _uuid_text(group_scim_id)
-        groups[user_id].append(
-            {
-                "value": group_id,
-                "$ref": f"{base}/Groups/{group_id}",
-                "display": display_name,
-                "type": "direct",
-            }
-        )
-    return groups
+def group_refs(groups: list[tuple[str, str]], base_url: str) -> list[dict]:
+    """A user's ``groups`` attribute (RFC 7643 §4.1.2) from ``parse_groups``' pairs."""
+    return [
+        {"value": scim_id, "$ref": f"{base_url}/Groups/{scim_id}", "display": name,
+         "type": "direct"}
+        for scim_id, name in groups
+    ]  # fmt: skip
 
 
 def etag_of(version: int) -> str:

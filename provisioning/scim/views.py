@@ -19,7 +19,6 @@ from provisioning.models import ProviderUser
 from provisioning.selectors import (
     provider_user_by_scim_id,
     provider_user_ids_after,
-    provider_user_ids_where,
     provider_users,
 )
 
@@ -156,19 +155,15 @@ def page_of(
 
 
 class UserResourceMixin:
-    def render(self, ids: list[int], *, groupless: bool = False) -> list[dict]:
-        # A user created by this very request is in no group yet.
-        return self.render_rows(user_rows.rows_by_ids(ids), groups=[] if groupless else None)
+    def render(self, ids: list[int]) -> list[dict]:
+        return self.render_rows(user_rows.rows_by_ids(ids))
 
-    def render_rows(self, rows: list[dict], *, groups: list | None = None) -> list[dict]:
-        """``groups``: every user's groups when the caller knows them, else read."""
-        user_ids = [row["user_id"] for row in rows]
-        if groups is not None:
-            groups = {user_id: groups for user_id in user_ids}
-        else:
-            groups = user_rows.groups_by_user(self.provider, user_ids)
+    def render_rows(self, rows: list[dict]) -> list[dict]:
         base = self.provider.base_url
-        resources = [user_rows.resource_from_row(row, base, groups[row["user_id"]]) for row in rows]
+        resources = [
+            user_rows.resource_from_row(row, base, user_rows.group_refs(row["groups"], base))
+            for row in rows
+        ]
         params = self.request.query_params
         if params.get("attributes") or params.get("excludedAttributes"):
             resources = [project(resource, self.request) for resource in resources]
@@ -183,15 +178,14 @@ class UserResourceMixin:
         return link
 
     def respond(self, link: ProviderUser, status: int = 200) -> Response:
-        """Answer a write with the user as saved. The instances the write just saved are the
-        row, so only the groups are read (none for a user this request created)."""
-        row = user_rows.row_from_link(link)
-        if row is None:
-            resource = self.render([link.id], groupless=status == 201)[0]
-        else:
-            groups = [] if status == 201 else None
-            resource = self.render_rows([row], groups=groups)[0]
-        response = Response(resource, status=status)
+        """Answer with the user as saved (or read): the instances are the row, and its groups
+        came with the locked read (``get_link``); a user this request created has none."""
+        groups_json = None if status == 201 else link.groups_json
+        row = user_rows.row_from_link(link, groups_json)
+        rows = [row] if row is not None else user_rows.rows_by_ids([link.id])
+        if status == 201:
+            rows[0]["groups"] = []
+        response = Response(self.render_rows(rows)[0], status=status)
         response["ETag"] = etag(link)
         if status == 201:
             response["Location"] = f"{self.provider.base_url}/Users/{link.scim_id}"
@@ -210,11 +204,11 @@ class UsersView(UserResourceMixin, ScimView):
         params = request.query_params
         equality = filters.unique_user_equality(params.get("filter") or "")
         if equality is not None and not params.get("sortBy"):
-            # At most one match: no parser, no ORM, no COUNT (what page_of would answer).
+            # At most one match: one statement, no parser, no COUNT (what page_of answers).
             start, count = paging(request)
-            found = provider_user_ids_where(provider, *equality)
-            ids = found[start - 1 : start - 1 + count]
-            return Response(list_response(self.render(ids), len(found), start))
+            found = user_rows.rows_where(provider, *equality)
+            page = self.render_rows(found[start - 1 : start - 1 + count])
+            return Response(list_response(page, len(found), start))
         total, start, ids = page_of(
             provider_users(provider),
             request,

@@ -652,3 +652,39 @@ def test_id_schemas_and_meta_cannot_be_excluded(scim, engineer):
 def test_filter_on_an_email_type_that_is_not_kept_matches_nobody(scim, five_users):
     r = scim.get("/Users", data={"filter": 'emails[type eq "home"]'})
     assert usernames(r) == []
+
+
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+def test_every_read_of_a_user_lists_its_groups_in_the_order_they_were_pushed(scim):
+    # The groups come in the same statement as the user (selectors.user_groups_sql); SQLite
+    # cannot order inside json_group_array, so they are sorted by group afterwards.
+    r = scim.post("/Users", new_user(1))
+    assert r.status_code == 201, r.content
+    uid, username = r.json()["id"], r.json()["userName"]
+    assert r.json()["groups"] == []
+    group_ids = []
+    for name in ("Zeta", "Alpha", "Mu"):
+        group = {"schemas": [GROUP_SCHEMA], "displayName": name, "members": [{"value": uid}]}
+        g = scim.post("/Groups", group)
+        assert g.status_code == 201, g.content
+        group_ids.append(g.json()["id"])
+    base = scim.provider.base_url
+    expected = [
+        {"value": gid, "$ref": f"{base}/Groups/{gid}", "display": name, "type": "direct"}
+        for gid, name in zip(group_ids, ("Zeta", "Alpha", "Mu"), strict=True)
+    ]
+    reads = [
+        scim.get(f"/Users/{uid}").json(),
+        scim.get("/Users").json()["Resources"][0],
+        scim.get("/Users", data={"filter": f'userName eq "{username}"'}).json()["Resources"][0],
+        scim.get("/Users", data={"filter": 'userName sw "user"'}).json()["Resources"][0],
+        scim.patch(
+            f"/Users/{uid}", patch_ops({"op": "replace", "path": "title", "value": "Boss"})
+        ).json(),
+    ]
+    for body in reads:
+        assert body["groups"] == expected
+    user = User.objects.get(username=username)
+    assert reads[-1] == expected_scim_user(scim, user, groups=expected)
