@@ -85,7 +85,12 @@ MIDDLEWARE = [
 ]
 
 # The SCIM service's chain (console/wsgi.py): no cookies, no HTML, no static files there.
-SCIM_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
+# CommonMiddleware stays: it sets Content-Length, without which gunicorn sends a page chunked
+# and a client spends milliseconds reassembling it.
+SCIM_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
 
 ROOT_URLCONF = "console.urls"
 WSGI_APPLICATION = "console.wsgi.application"
