@@ -133,7 +133,13 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     _database["TEST"] = {"NAME": str(VAR_DIR / "test-gatehouse.sqlite3")}
-elif env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+else:
+    # Django's backend with a health check that polls the socket instead of running
+    # SELECT 1 on every request (console/postgresql/base.py).
+    _database["ENGINE"] = "console.postgresql"
+if _database["ENGINE"] != "django.db.backends.sqlite3" and env.bool(
+    "DATABASE_PREPARED_STATEMENTS", default=True
+):
     # PostgreSQL: bind parameters on the server and let psycopg prepare a statement the
     # connection has run five times, so the SCIM service's repeated queries skip parsing and
     # planning (planning a page's query cost as much as running it). Turn it off behind a
