@@ -21,21 +21,6 @@ def provider_groups(provider: Provider) -> QuerySet[ScimGroup]:
     return ScimGroup.objects.filter(provider=provider)
 
 
-def provider_user_ids_after(provider: Provider, anchor: int, count: int) -> list[int]:
-    """The next ``count`` link ids of ``provider`` after ``anchor`` (keyset paging), as one
-    index walk on (provider, id). Plain SQL: the hottest read of a full sync, and building
-    it through the ORM cost more than running it."""
-    quote = connection.ops.quote_name
-    sql = (
-        f"SELECT {quote('id')} FROM {quote(ProviderUser._meta.db_table)} "
-        f"WHERE {quote('provider_id')} = %s AND {quote('id')} > %s "
-        f"ORDER BY {quote('id')} LIMIT %s"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [provider.pk, anchor, count])
-        return [row[0] for row in cursor.fetchall()]
-
-
 def user_groups_sql() -> str:
     """A scalar subquery for a SELECT over the provider-user link table: the link's user's
     groups *of the link's provider*, as JSON text ``[[group pk, scim id, displayName], …]``.

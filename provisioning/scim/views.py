@@ -18,7 +18,6 @@ from provisioning import user_sync
 from provisioning.models import ProviderUser
 from provisioning.selectors import (
     provider_user_by_scim_id,
-    provider_user_ids_after,
     provider_users,
 )
 
@@ -104,7 +103,8 @@ def page_of(
     repeated deep page are served by ``id > anchor`` instead of OFFSET, so any page costs
     about what the first does. The scope must change whenever positions can shift (a user
     removed), which the caller's provider removal counter guarantees. ``keyset(anchor, count)``
-    returns the ids after an anchor without building a query through the ORM.
+    returns the page after an anchor without building a query through the ORM: ids, or rows
+    (dicts with an ``"id"``) that the caller renders as they are.
     """
     filter_text = request.query_params.get("filter")
     if filter_text:
@@ -147,7 +147,9 @@ def page_of(
                 cache.set(key.format(start), ids[0], ANCHOR_SECONDS)
             ids = ids[1:]
     if use_anchors and ids:
-        cache.set(key.format(start + len(ids)), ids[-1], ANCHOR_SECONDS)
+        last = ids[-1]
+        cache.set(key.format(start + len(ids)), last["id"] if isinstance(last, dict) else last,
+                  ANCHOR_SECONDS)  # fmt: skip
     return total, start, ids
 
 
@@ -155,9 +157,6 @@ def page_of(
 
 
 class UserResourceMixin:
-    def render(self, ids: list[int]) -> list[dict]:
-        return self.render_rows(user_rows.rows_by_ids(ids))
-
     def render_rows(self, rows: list[dict]) -> list[dict]:
         base = self.provider.base_url
         resources = [
@@ -215,10 +214,12 @@ class UsersView(UserResourceMixin, ScimView):
             filters.USER_FILTER_ATTRIBUTES,
             total=provider.user_count,
             anchors=f"users:{provider.pk}:{provider.user_removals}",
-            keyset=lambda anchor, count: provider_user_ids_after(provider, anchor, count),
+            keyset=lambda anchor, count: user_rows.rows_after(provider, anchor, count),
             distinct=False,  # user filters join one-to-one: no duplicate rows
         )
-        return Response(list_response(self.render(ids), total, start))
+        # A keyset page comes as rows already; an OFFSET or filtered page as ids.
+        rows = ids if ids and isinstance(ids[0], dict) else user_rows.rows_by_ids(ids)
+        return Response(list_response(self.render_rows(rows), total, start))
 
     def post(self, request, provider_slug):
         adapter = UserAdapter.from_resource(self.json_body())

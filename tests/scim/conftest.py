@@ -63,6 +63,17 @@ def _make(name: str, auth: str, delay=None) -> ScimClient:
     return ScimClient(issued, header)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Keyset anchors are cached by provider id; rolled-back tests reuse ids, so each test
+    starts with an empty cache (in production ids are never reused)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def scim(db):
     """An Okta-like provider with an OAuth token."""

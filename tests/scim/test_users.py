@@ -156,6 +156,25 @@ def test_list_pages_with_start_index_and_count(scim, five_users):
     assert body["Resources"][0] == expected_scim_user(scim, five_users[1])
 
 
+def test_a_sequential_walk_reads_every_user_once_with_whole_bodies(scim, five_users, other_scim):
+    # Okta's import: startIndex 1, 3, 5 with count=2. Pages after the first are served by
+    # keyset anchors (the id that ended the previous page), rows read in the same statement.
+    other_scim.post("/Users", new_user(7, userName="zed@example.com"))
+    seen = []
+    for start in (1, 3, 5):
+        body = scim.get(f"/Users?startIndex={start}&count=2").json()
+        assert (body["totalResults"], body["startIndex"]) == (5, start)
+        seen.extend(body["Resources"])
+    assert seen == [expected_scim_user(scim, user) for user in five_users]
+    # A removal shifts positions: the walk starts over and still sees each user once.
+    scim.delete(f"/Users/{five_users[1].provider_link.scim_id}")
+    names = []
+    for start in (1, 3):
+        names += usernames(scim.get(f"/Users?startIndex={start}&count=2"))
+    assert names == ["alice@example.com", "carol@sample.org", "dave@example.com",
+                     "erin@sample.org"]  # fmt: skip
+
+
 def test_list_past_the_end_is_empty_with_the_total(scim, five_users):
     body = scim.get("/Users?startIndex=9&count=2").json()
     assert (body["totalResults"], body["itemsPerPage"], body["Resources"]) == (5, 0, [])
