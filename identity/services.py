@@ -35,6 +35,7 @@ from .models import (
     User,
     UserStatus,
 )
+from .writes import update_columns
 
 logger = logging.getLogger(__name__)
 
@@ -132,16 +133,12 @@ def _sync(
 
 
 def _set_status(user: User, status: str, now) -> None:
-    user.status = status
-    user.updated_at = now
-    user.save(update_fields=["status", "updated_at"])
+    update_columns(user, status=status, updated_at=now)
 
 
 def _close(row: PendingDeactivation, state: str, now) -> None:
-    row.state = state
     finished = state in (DeactivationState.DONE, DeactivationState.CANCELLED)
-    row.finished_at = now if finished else None
-    row.save(update_fields=["state", "finished_at"])
+    update_columns(row, state=state, finished_at=now if finished else None)
 
 
 def requester_of(row: PendingDeactivation) -> Actor:

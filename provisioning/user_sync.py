@@ -19,6 +19,7 @@ from django.utils import timezone
 from identity import services as identity_services
 from identity.countries import ISO_3166_ALPHA_2
 from identity.models import User, UserStatus
+from identity.writes import update_columns
 from synclog import record
 from synclog.models import SyncChange
 from synclog.record import Actor
@@ -279,33 +280,39 @@ def _apply(link: ProviderUser, state: dict, *, actor: Actor, adopting: bool = Fa
     a user taken back is locked in ``_take_back``)."""
     user = link.user
     changed: list[tuple[str, Any, Any]] = []
+    user_values: dict[str, Any] = {}
     for field, column in USER_COLUMNS.items():
         old = getattr(user, column)
         if old != state[field]:
-            setattr(user, column, state[field])
+            user_values[column] = state[field]
             changed.append((field, old, state[field]))
     if user.manager_id != (state["manager_user"].pk if state["manager_user"] else None):
         # PRODUCT.md "Sync log": manager values carry the user id.
         changed.append(("manager", user.manager_id, getattr(state["manager_user"], "pk", None)))
-        user.manager = state["manager_user"]
+        user_values["manager"] = state["manager_user"]
+    link_values: dict[str, Any] = {}
     for field, column in LINK_COLUMNS.items():
         old = getattr(link, column)
         if old != state[field]:
-            setattr(link, column, state[field])
+            link_values[column] = state[field]
             changed.append((field, old, state[field]))
     if changed:
         from .scim.users import SCIM_NAMES  # names as the IdP knows them
 
-        user.updated_at = timezone.now()
-        try:
-            with transaction.atomic():
-                user.save()
-        except IntegrityError:
-            raise ProvisioningError(
-                f"A user with userName {state['username']!r} already exists.", kind="conflict"
-            ) from None
-        link.version += 1
-        link.save(update_fields=["version", *LINK_COLUMNS.values()])
+        # Only what changed, plus lastModified (a link-only change is a change of the user).
+        user_values["updated_at"] = timezone.now()
+        if "username" in user_values:
+            try:
+                with transaction.atomic():  # the case-insensitive unique index decides
+                    update_columns(user, **user_values)
+            except IntegrityError:
+                raise ProvisioningError(
+                    f"A user with userName {state['username']!r} already exists.",
+                    kind="conflict",
+                ) from None
+        else:
+            update_columns(user, **user_values)
+        update_columns(link, version=link.version + 1, **link_values)
         record.sync_changes(
             actor=actor,
             user_id=user.pk,
@@ -332,8 +339,7 @@ def _apply(link: ProviderUser, state: dict, *, actor: Actor, adopting: bool = Fa
             locked=True,
         )
         if (user.status, user.updated_at) != before and not changed:
-            ProviderUser.objects.filter(pk=link.pk).update(version=link.version + 1)
-            link.version += 1
+            update_columns(link, version=link.version + 1)
         link.user = user
     return link
 
