@@ -28,3 +28,27 @@ def update_columns(instance, **values) -> None:
             f"WHERE {quote(model._meta.pk.column)} = %s",
             [*params, instance.pk],
         )
+
+
+def insert(instance) -> None:
+    """INSERT ``instance`` as a new row and set its primary key: what ``save(force_insert=True)``
+    does for a model with an auto primary key, without its per-call preparation. Field
+    defaults and ``pre_save`` (auto_now and the like) apply as in ``save``."""
+    model = type(instance)
+    quote = connection.ops.quote_name
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    params = [
+        field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields
+    ]
+    columns = ", ".join(quote(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    pk = model._meta.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders}) "
+            f"RETURNING {quote(pk.column)}",
+            params,
+        )
+        setattr(instance, pk.attname, cursor.fetchone()[0])
+    instance._state.adding = False
+    instance._state.db = connection.alias

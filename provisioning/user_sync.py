@@ -19,7 +19,7 @@ from django.utils import timezone
 from identity import services as identity_services
 from identity.countries import ISO_3166_ALPHA_2
 from identity.models import User, UserStatus
-from identity.writes import update_columns
+from identity.writes import insert, update_columns
 from synclog import record
 from synclog.models import SyncChange
 from synclog.record import Actor
@@ -220,18 +220,17 @@ def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> P
         # unique indexes on userName and (provider, externalId) detect and _check_collisions
         # then explains.
         with transaction.atomic():
-            user.save(force_insert=True)
-            if roles:
-                User.roles.through.objects.bulk_create(
-                    [User.roles.through(user_id=user.pk, role_id=role.pk) for role in roles]
-                )
-            link = ProviderUser.objects.create(
+            insert(user)
+            for role in roles:
+                insert(User.roles.through(user_id=user.pk, role_id=role.pk))
+            link = ProviderUser(
                 provider=provider,
                 user=user,
                 external_id=state["external_id"],
                 org_attribute=state["org_attribute"],
                 created_at=now,
             )
+            insert(link)
     except IntegrityError:
         adopted = _check_collisions(provider, state, None)
         if adopted is None:  # a concurrent create took the userName or externalId first
