@@ -8,7 +8,8 @@
 Steps, each timed: a fresh database (a SQLite file under a temporary GATEHOUSE_VAR_DIR, or a
 PostgreSQL database that this script drops and creates), migrate, one token-auth provider
 through ``provisioning.services.create_provider``, users ``user1@example.com`` ..
-``userN@example.com`` linked to that provider, gunicorn on a free port (2 workers, 4 threads),
+``userN@example.com`` linked to that provider, gunicorn on a free port (workers and threads
+as ``manage.py serve``: 4 x 1 on SQLite, 2 x 4 on PostgreSQL),
 ``/healthz``, then ``/work/shared/bench/scim_workload.py`` against
 ``/scim/v2/<provider slug>`` with the provider's bearer token. Its table is printed as it runs.
 Options this script does not know (``--workloads a,c``, ``--requests 50``, ...) are passed to
@@ -51,7 +52,9 @@ def parse_args(argv=None):
     )
     parser.add_argument("--workload", default=DEFAULT_WORKLOAD, help="the shared workload script")
     parser.add_argument("--json-out", default="", help="passed to the workload: JSON lines out")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="gunicorn workers (default: as manage.py serve)"
+    )
     parser.add_argument(
         "--load-only",
         action="store_true",
@@ -264,6 +267,7 @@ def main(argv=None) -> int:
 
         django.setup()
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+        from django.conf import settings
         from django.core.management import call_command
         from django.db import connections
 
@@ -288,9 +292,11 @@ def main(argv=None) -> int:
                     "--bind",
                     f"127.0.0.1:{port}",
                     "--workers",
-                    str(args.workers),
+                    str(args.workers or settings.GATEHOUSE_WEB_WORKERS),
+                    "--worker-class",
+                    "gthread",  # as `manage.py serve`: keep-alive
                     "--threads",
-                    "4",  # as `make run` and the Dockerfile: gthread, with keep-alive
+                    str(settings.GATEHOUSE_WEB_THREADS),
                     "--timeout",
                     "300",  # a slow page is a number to report, not a worker to kill
                 ],

@@ -153,6 +153,17 @@ if _database["ENGINE"] != "django.db.backends.sqlite3" and env.bool(
 _database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 _database["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _database}
+
+# Web server processes and threads (``manage.py serve``, bench/scim_load.py). On SQLite one
+# thread per process: Django's connections are per thread, and SQLite drops a connection's page
+# cache whenever another connection has written, so threads taking turns on one keep-alive
+# connection re-read their pages on every write (a SCIM PATCH took two to three times longer
+# with 4 threads). PostgreSQL keeps its cache in the server: threads are cheap there.
+_on_sqlite = _database["ENGINE"] == "django.db.backends.sqlite3"
+GATEHOUSE_WEB_WORKERS = env.int("GATEHOUSE_WEB_WORKERS", default=4 if _on_sqlite else 2)
+GATEHOUSE_WEB_THREADS = env.int("GATEHOUSE_WEB_THREADS", default=1 if _on_sqlite else 4)
+if GATEHOUSE_WEB_WORKERS < 1 or GATEHOUSE_WEB_THREADS < 1:
+    _config_error("GATEHOUSE_WEB_WORKERS", "and GATEHOUSE_WEB_THREADS must be 1 or more")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery ---------------------------------------------------------------------------------

@@ -32,8 +32,10 @@ class Command(BaseCommand):
                 os.path.join(bin_dir, "gunicorn"),
                 "console.wsgi:application",
                 f"--bind={bind}:{port}",
-                "--workers=2",
-                "--threads=4",
+                f"--workers={settings.GATEHOUSE_WEB_WORKERS}",
+                # gthread even with one thread: it keeps IdP connections alive.
+                "--worker-class=gthread",
+                f"--threads={settings.GATEHOUSE_WEB_THREADS}",
                 "--access-logfile=-",
             ],
             "worker": [
