@@ -25,3 +25,12 @@ def default_org(db):
     from identity.models import Organization
 
     return Organization.objects.default()
+
+
+@pytest.fixture(autouse=True)
+def _no_deactivation_nudges_remembered():
+    """identity.services remembers, per process, the due-time buckets it already nudged a
+    worker for; a test must not find its nudge suppressed by an earlier test's."""
+    from identity import services
+
+    services._nudged_buckets.clear()

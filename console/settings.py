@@ -133,7 +133,7 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     _database["TEST"] = {"NAME": str(VAR_DIR / "test-gatehouse.sqlite3")}
-else:
+elif _database["ENGINE"] == "django.db.backends.postgresql":  # not PostGIS: left as it is
     # Django's backend with a health check that polls the socket instead of running
     # SELECT 1 on every request (console/postgresql/base.py).
     _database["ENGINE"] = "console.postgresql"

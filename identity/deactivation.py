@@ -236,8 +236,9 @@ def _guard_reading(provider_id: int, window_start) -> tuple[bool, int]:
 
     One statement: it runs on every deprovision, and three ORM queries cost more than the
     rest of the decision."""
-    guard = DeprovisionGuard._meta.db_table
-    pending = PendingDeactivation._meta.db_table
+    quote = connection.ops.quote_name
+    guard = quote(DeprovisionGuard._meta.db_table)
+    pending = quote(PendingDeactivation._meta.db_table)
     since = connection.ops.adapt_datetimefield_value(window_start)
     sql = (
         f"SELECT EXISTS (SELECT 1 FROM {guard} WHERE provider_id = %s AND state = %s), "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -35,7 +36,7 @@ from .models import (
     User,
     UserStatus,
 )
-from .writes import update_columns
+from .writes import insert, update_columns
 
 logger = logging.getLogger(__name__)
 
@@ -212,31 +213,34 @@ def _run_deactivation(
 # than the rest of a PATCH (about 8 ms on the SQLite broker).
 ETA_NUDGE_BUCKET_SECONDS = 5
 _nudged_buckets: set[int] = set()
+_nudged_lock = threading.Lock()  # gunicorn runs requests on several threads
 
 
 def _send_eta_message(due_at, delay: timedelta) -> None:
     """After commit: ask a worker to sweep at the end of the due time's 5-second bucket, so a
     deactivation runs on time (at most 5 s late) rather than at the next periodic sweep.
 
-    Only a nudge: the rows decide, and the periodic sweep runs them anyway if it is lost.
+    Only a nudge: the rows decide, and the periodic sweep runs them anyway if it is lost. So
+    nothing here may fail the request, whose change has already committed.
     """
     if delay > ETA_MESSAGE_MAX_DELAY:
         return
-    from .tasks import run_due_deactivations  # tasks import services; import here
-
-    bucket = math.ceil(due_at.timestamp() / ETA_NUDGE_BUCKET_SECONDS)
-    if bucket in _nudged_buckets:
-        return
-    eta = datetime.fromtimestamp(bucket * ETA_NUDGE_BUCKET_SECONDS, tz=UTC)
     try:
+        from .tasks import run_due_deactivations  # tasks import services; import here
+
+        bucket = math.ceil(due_at.timestamp() / ETA_NUDGE_BUCKET_SECONDS)
+        with _nudged_lock:
+            if bucket in _nudged_buckets:
+                return
+        eta = datetime.fromtimestamp(bucket * ETA_NUDGE_BUCKET_SECONDS, tz=UTC)
         run_due_deactivations.apply_async(eta=eta, retry=False)
+        with _nudged_lock:
+            if len(_nudged_buckets) > 10_000:  # forget buckets that have passed
+                current = math.ceil(time.time() / ETA_NUDGE_BUCKET_SECONDS)
+                _nudged_buckets.difference_update([b for b in _nudged_buckets if b < current])
+            _nudged_buckets.add(bucket)
     except Exception:  # a broker outage must not fail the request that already committed
-        logger.warning("could not queue a deactivation sweep for %s; the periodic sweep will", eta)
-        return
-    if len(_nudged_buckets) > 10_000:  # forget buckets that have passed
-        current = math.ceil(time.time() / ETA_NUDGE_BUCKET_SECONDS)
-        _nudged_buckets.difference_update([b for b in _nudged_buckets if b < current])
-    _nudged_buckets.add(bucket)
+        logger.warning("could not queue a deactivation sweep for %s; the periodic one will", due_at)
 
 
 # --- provider-facing (called inside the SCIM layer's transaction) -----------------------------
@@ -265,12 +269,13 @@ def _deprovision(user: User, *, actor: Actor, delay: timedelta, locked: bool) ->
         return user
     # An open (pending, deferred or held) deactivation always comes with a blocked user: every
     # path that opens one blocks, and every path that unblocks closes it. So only a blocked
-    # user needs the lookup; the partial unique constraint backs this up.
+    # user needs the lookup. Should that ever not hold (a row edited by hand), the partial
+    # unique constraint refuses a second open row and this is a no-op, as the lookup says.
     if user.status == UserStatus.BLOCKED and _open_deactivation(user) is not None:
         return user
     now = timezone.now()
     provider = _provider_of(user, actor)
-    row = PendingDeactivation.objects.create(
+    row = PendingDeactivation(
         user=user,
         provider_id=provider[0],
         provider_label=provider[1],
@@ -280,6 +285,8 @@ def _deprovision(user: User, *, actor: Actor, delay: timedelta, locked: bool) ->
         created_at=now,
         due_at=now + delay,
     )
+    if not insert(row, ignore_conflicts=True):
+        return user
     held = guard_holds_provider(provider, actor=actor, now=now, scheduled=row)
     old = user.status
     if delay == timedelta(0):

@@ -30,10 +30,13 @@ def update_columns(instance, **values) -> None:
         )
 
 
-def insert(instance) -> None:
+def insert(instance, *, ignore_conflicts: bool = False) -> bool:
     """INSERT ``instance`` as a new row and set its primary key: what ``save(force_insert=True)``
     does for a model with an auto primary key, without its per-call preparation. Field
-    defaults and ``pre_save`` (auto_now and the like) apply as in ``save``."""
+    defaults and ``pre_save`` (auto_now and the like) apply as in ``save``.
+
+    ``ignore_conflicts``: a row that would break a unique constraint is not inserted (no error,
+    the transaction goes on) and False is returned."""
     model = type(instance)
     quote = connection.ops.quote_name
     fields = [field for field in model._meta.concrete_fields if not field.primary_key]
@@ -43,12 +46,22 @@ def insert(instance) -> None:
     columns = ", ".join(quote(field.column) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     pk = model._meta.pk
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"
+    if ignore_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders}) "
-            f"RETURNING {quote(pk.column)}",
-            params,
-        )
-        setattr(instance, pk.attname, cursor.fetchone()[0])
+        if connection.features.can_return_columns_from_insert:
+            cursor.execute(f"{sql} RETURNING {quote(pk.column)}", params)
+            row = cursor.fetchone()
+            if row is None:
+                return False
+            new_pk = row[0]
+        else:  # SQLite before 3.35
+            cursor.execute(sql, params)
+            if cursor.rowcount == 0:
+                return False
+            new_pk = cursor.lastrowid
+    setattr(instance, pk.attname, new_pk)
     instance._state.adding = False
     instance._state.db = connection.alias
+    return True

@@ -92,7 +92,19 @@ class ScimView(APIView):
         data = self.request.data
         if not isinstance(data, dict):
             raise errors.InvalidSyntax("The request body must be a JSON object.")
+        if _holds_nul(data):  # "\u0000" parses; PostgreSQL text cannot store it
+            raise errors.InvalidValue("The request body contains a NUL character (\\u0000).")
         return data
+
+
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def paging(request) -> tuple[int, int]:

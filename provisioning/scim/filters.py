@@ -79,7 +79,25 @@ GROUP_FILTER_ATTRIBUTES.update(
 CASE_EXACT = {"scim_id", "external_id", "memberships__user__provider_link__scim_id"}
 
 
+class _Quoted(str):
+    """A filter value written as a JSON string. scim2-filter-parser's lexer strips the quotes,
+    and its transpiler then reads "true", "false" and "null" as literals; a quoted value is
+    text (``externalId eq "true"`` compares with the text true)."""
+
+
+def _tokens(filter_text: str):
+    for token in SCIMLexer().tokenize(filter_text):
+        if token.type == "COMP_VALUE":
+            token.value = _Quoted(token.value)
+        yield token
+
+
 class _Transpiler(django_q_object.Transpiler):
+    def visit_CompValue(self, node):
+        if isinstance(node.value, _Quoted):
+            return str(node.value)
+        return super().visit_CompValue(node)
+
     def visit_AttrPath(self, node):
         key = (
             node.attr_name.lower(),
@@ -110,6 +128,8 @@ class _Transpiler(django_q_object.Transpiler):
         if attr == _ACTIVE:
             if op == "pr":
                 return Q()
+            if isinstance(value, str) and value.lower() in ("true", "false"):
+                value = value.lower() == "true"  # "True"/"False", as Entra writes booleans
             if op not in ("eq", "ne") or not isinstance(value, bool):
                 raise errors.InvalidFilter("active can only be compared with eq/ne true/false.")
             query = Q(user__status="active")
@@ -140,12 +160,21 @@ def _name(node) -> str:
     return f"{node.attr_name}{sub}"
 
 
+MAX_FILTER_LENGTH = 2000
+
+
+def _check_text(filter_text: str) -> None:
+    if len(filter_text) > MAX_FILTER_LENGTH:
+        raise errors.InvalidFilter("The filter is too long.")
+    if "\x00" in filter_text:  # PostgreSQL text cannot hold NUL
+        raise errors.InvalidFilter("The filter contains a NUL character.")
+
+
 def to_q(filter_text: str, attributes: dict) -> Q:
     """The Q for a SCIM filter; any problem is ``400 invalidFilter`` (STYLE.md)."""
-    if len(filter_text) > 2000:
-        raise errors.InvalidFilter("The filter is too long.")
+    _check_text(filter_text)
     try:
-        tree = SCIMParser().parse(SCIMLexer().tokenize(filter_text))
+        tree = SCIMParser().parse(_tokens(filter_text))
         if tree is None:
             raise errors.InvalidFilter(f"Cannot parse the filter {filter_text!r}.")
         query = _Transpiler(attributes).transpile(tree)
@@ -160,7 +189,9 @@ def to_q(filter_text: str, attributes: dict) -> Q:
 # ``userName eq "…"`` or ``externalId eq "…"``. A string without escapes: anything else goes
 # through the parser.
 _UNIQUE_EQUALITY = re.compile(
-    r'\s*(?:urn:ietf:params:scim:schemas:core:2\.0:User:)?(userName|externalId)\s+eq\s+"([^"\\]+)"\s*',
+    # Spaces and tabs only, as the parser's lexer skips; a value without quotes or escapes.
+    r"[ \t]*(?:urn:ietf:params:scim:schemas:core:2\.0:User:)?(userName|externalId)[ \t]+"
+    r'eq[ \t]+"([^"\\]+)"[ \t]*',
     re.IGNORECASE,
 )
 
@@ -168,9 +199,11 @@ _UNIQUE_EQUALITY = re.compile(
 def unique_user_equality(filter_text: str) -> tuple[str, str] | None:
     """``("username" | "external_id", value)`` when the filter is an equality on an attribute
     that names at most one of a provider's users (userName is unique case-insensitively,
-    a non-empty externalId per provider), else None. Means the same as ``to_q`` does."""
+    a non-empty externalId per provider), else None. Means what ``to_q`` does, and refuses
+    what it refuses (too long, NUL)."""
     match = _UNIQUE_EQUALITY.fullmatch(filter_text)
     if match is None:
         return None
+    _check_text(filter_text)
     attribute = "username" if match.group(1).lower() == "username" else "external_id"
     return attribute, match.group(2)

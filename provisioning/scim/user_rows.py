@@ -45,7 +45,7 @@ ROW_FIELDS = (
 
 
 _ROWS_SQL: str | None = None
-_ROWS_WHERE_SQL: dict[str, str] = {}
+_ROWS_WHERE_SQL: dict[str, tuple[str, list]] = {}
 
 
 def _sql_for_ids(queryset, expected_params=(0,)) -> str:

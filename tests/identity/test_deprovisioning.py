@@ -477,3 +477,21 @@ def test_a_deleted_provider_leaves_its_scheduled_deactivations_to_run(clock, pro
     clock.shift(DELAY)
     assert deactivation.run_due_deactivations().deactivated == 1
     assert sync_rows(user)[-1][4] == provider.name  # the frozen label
+
+
+def test_deprovision_of_an_active_user_with_an_open_deactivation_changes_nothing(clock, provider):
+    # Services never leave an active user with an open deactivation; if a row edited by hand
+    # does, the partial unique constraint refuses a second one and nothing is written.
+    user = provisioned_user(provider)
+    PendingDeactivation.objects.create(
+        user=user, provider_id=provider.pk, provider_label=provider.name,
+        requested_by_kind="system", requested_by="by hand", created_at=START, due_at=START,
+    )  # fmt: skip
+    sync_rows, audit_rows = SyncLogEntry.objects.count(), AuditLogEntry.objects.count()
+    with transaction.atomic():
+        services.apply_provider_active(
+            user, active=False, actor=provider_actor(provider), delay=DELAY
+        )
+    assert PendingDeactivation.objects.filter(user=user).count() == 1
+    assert status_of(user) == UserStatus.ACTIVE
+    assert (SyncLogEntry.objects.count(), AuditLogEntry.objects.count()) == (sync_rows, audit_rows)

@@ -39,6 +39,18 @@ def test_malformed_json_is_400_invalid_syntax(scim, ada):
     assert snapshot() == before
 
 
+def test_a_nul_character_anywhere_in_a_body_is_400_invalid_value(scim, ada):
+    # JSON's "\u0000" parses, but PostgreSQL text cannot store it: a 400, not a 500.
+    before = snapshot()
+    user = new_user(2, displayName="Ada\u0000")
+    assert_scim_error(scim.post("/Users", user), 400, "invalidValue")
+    replace = patch_ops({"op": "replace", "path": "title", "value": "x\u0000"})
+    assert_scim_error(scim.patch(f"/Users/{uid_of(ada)}", replace), 400, "invalidValue")
+    body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G\u0000"}
+    assert_scim_error(scim.post("/Groups", body), 400, "invalidValue")
+    assert snapshot() == before
+
+
 def test_text_plain_body_is_415(scim, ada):
     before = snapshot()
     body = '{"userName": "x@y.com"}'

@@ -234,6 +234,13 @@ def test_list_filters(scim, five_users, filter_text, expected):
         'externalId eq ""',
         'userName eq "nobody@example.com"',
         'urn:ietf:params:scim:schemas:core:2.0:User:externalId eq "ext-a"',
+        'externalId eq "true"',  # a quoted value is text, not the boolean
+        'externalId eq "null"',
+        '\tuserName  eq\t"bob@example.com" ',
+        'userName\neq "bob@example.com"',  # the lexer skips spaces and tabs only
+        'userName\u00a0eq "bob@example.com"',
+        'userName eq "bob\x00@example.com"',
+        'userName eq "' + "b" * 2000 + '@example.com"',
     ],
 )
 @pytest.mark.parametrize("paging", [{}, {"startIndex": 2}, {"count": 0}])
@@ -243,10 +250,20 @@ def test_the_unique_equality_shortcut_answers_what_the_filter_parser_does(
     # IdPs send userName/externalId eq before every create; the view answers those without
     # the parser. A sortBy sends the same filter through the parser: both must agree.
     other_scim.post("/Users", new_user(9, userName="bob2@example.com", externalId="ext-c"))
+    assert scim.post("/Users", new_user(8, externalId="true")).status_code == 201
     shortcut = scim.get("/Users", data={"filter": filter_text, **paging})
     parsed = scim.get("/Users", data={"filter": filter_text, "sortBy": "id", **paging})
-    assert shortcut.status_code == parsed.status_code == 200, shortcut.content
+    assert shortcut.status_code == parsed.status_code, shortcut.content
+    assert shortcut.status_code in (200, 400), shortcut.content
     assert shortcut.json() == parsed.json()
+
+
+def test_a_quoted_true_is_text_and_active_takes_entras_capitalised_booleans(scim, five_users):
+    assert scim.post("/Users", new_user(8, externalId="true")).status_code == 201
+    assert len(usernames(scim.get("/Users", data={"filter": 'externalId eq "true"'}))) == 1
+    assert usernames(scim.get("/Users", data={"filter": 'active eq "False"'})) == [
+        "carol@sample.org"
+    ]
 
 
 def test_an_equality_with_an_escaped_quote_goes_through_the_parser(scim, five_users):
