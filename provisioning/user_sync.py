@@ -215,31 +215,30 @@ def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> P
         **{column: state[field] for field, column in USER_COLUMNS.items()},
     )
     user.set_unusable_password()
-    try:
-        # One savepoint for the whole insert: the request goes on after a collision, which the
-        # unique indexes on userName and (provider, externalId) detect and _check_collisions
-        # then explains.
-        with transaction.atomic():
-            insert(user)
-            for role in roles:
-                insert(User.roles.through(user_id=user.pk, role_id=role.pk))
-            link = ProviderUser(
-                provider=provider,
-                user=user,
-                external_id=state["external_id"],
-                org_attribute=state["org_attribute"],
-                created_at=now,
-            )
-            insert(link)
-    except IntegrityError:
+    # ON CONFLICT DO NOTHING instead of a savepoint: a collision on the userName index leaves
+    # the transaction usable, and _check_collisions explains it (or takes the user back).
+    if not insert(user, ignore_conflicts=True):
         adopted = _check_collisions(provider, state, None)
-        if adopted is None:  # a concurrent create took the userName or externalId first
+        if adopted is None:  # a concurrent create took the userName first
             raise ProvisioningError(
-                f"A user with userName {state['username']!r} or externalId "
-                f"{state['external_id']!r} already exists.",
-                kind="conflict",
-            ) from None
+                f"A user with userName {state['username']!r} already exists.", kind="conflict"
+            )
         return _take_back(provider, adopted, state, actor=actor)
+    for role in roles:
+        insert(User.roles.through(user_id=user.pk, role_id=role.pk))
+    link = ProviderUser(
+        provider=provider,
+        user=user,
+        external_id=state["external_id"],
+        org_attribute=state["org_attribute"],
+        created_at=now,
+    )
+    if not insert(link, ignore_conflicts=True):  # the (provider, externalId) index decides
+        # The request's transaction rolls back the user inserted above.
+        raise ProvisioningError(
+            f"externalId {state['external_id']!r} is already used by another user.",
+            kind="conflict",
+        )
     _count_link(provider, +1)
     changes = [
         (SyncChange.USER_ADDED, "userName", None, user.username),
