@@ -15,6 +15,7 @@ as ``manage.py serve``: 4 x 1 on SQLite, 2 x 4 on PostgreSQL),
 Options this script does not know (``--workloads a,c``, ``--requests 50``, ...) are passed to
 the workload unchanged.
 
+Before the workload it times ``externalId eq`` the same way (the workload has no such row).
 A script that prints numbers, never asserts on them (STYLE.md "bench/"). Compare systems
 measured in one run, not against another day's numbers.
 """
@@ -230,6 +231,37 @@ def stop(server: subprocess.Popen) -> None:
             server.wait()
 
 
+def measure_external_id_eq(scim_base: str, secret: str, users: int, requests: int = 200):
+    """``externalId eq`` (Entra and Okta look users up by it too), which the shared workload
+    does not time: same method as its ``userName eq`` row (one keep-alive connection, three
+    warm-up requests, median and p95)."""
+    import statistics
+
+    import httpx
+
+    value = f"ext-{max(1, users // 2)}"
+    headers = {"Authorization": f"Bearer {secret}", "Accept": "application/scim+json"}
+    params = {"filter": f'externalId eq "{value}"'}
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    latencies, errors = [], 0
+    with httpx.Client(headers=headers, limits=limits, timeout=60) as client:
+        for _ in range(3):
+            client.get(f"{scim_base}/Users", params=params)
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = client.get(f"{scim_base}/Users", params=params)
+            _ = response.content
+            latencies.append((time.perf_counter() - started) * 1000)
+            errors += response.status_code != 200 or response.json()["totalResults"] != 1
+    latencies.sort()
+    p95 = latencies[max(0, int(0.95 * len(latencies)) - 1)]
+    print(
+        f"  c_filter_externalId n={len(latencies)} err={errors} "
+        f"median={statistics.median(latencies):.2f} ms p95={p95:.2f} ms",
+        flush=True,
+    )
+
+
 def main(argv=None) -> int:
     args, workload_args = parse_args(argv)
     # A killed run (timeout, CI) still stops its server and removes its temporary directory.
@@ -336,6 +368,7 @@ def main(argv=None) -> int:
         if args.load_only:
             return 0
 
+        measure_external_id_eq(scim_base, issued.secret, args.users)
         command = [
             sys.executable,
             args.workload,
