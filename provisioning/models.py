@@ -83,6 +83,9 @@ class ProviderUser(models.Model):
         indexes = [
             # Listing pages walk this index: scoping, ordering and counting stay in SQL.
             models.Index(fields=["provider", "id"], name="provideruser_provider_id"),
+            # externalId lookups (Entra, Okta): the unique index below is partial, and a
+            # prepared statement's generic plan cannot prove its condition from a parameter.
+            models.Index(fields=["provider", "external_id"], name="provideruser_external_id"),
         ]
         constraints = [
             models.UniqueConstraint(
