@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from synclog import record
@@ -36,6 +36,7 @@ from .models import (
     User,
     UserStatus,
 )
+from .prepared import PreparedColumns
 from .writes import insert, update_columns
 
 logger = logging.getLogger(__name__)
@@ -73,13 +74,30 @@ def _locked(user: User, *, locked: bool = False) -> User:
     return User.objects.select_for_update().get(pk=user.pk)
 
 
+_OPEN_DEACTIVATION: tuple | None = None
+
+
 def _open_deactivation(user: User) -> PendingDeactivation | None:
-    # The partial unique constraint guarantees at most one.
-    return (
-        PendingDeactivation.objects.select_for_update()
-        .filter(user_id=user.pk, state__in=OPEN_DEACTIVATION_STATES)
-        .first()
-    )
+    """The user's open (pending, deferred or held) deactivation, row-locked; the partial
+    unique constraint guarantees at most one. The ORM's SQL compiled once per process: every
+    SCIM ``active=true`` for a blocked user reads it."""
+    global _OPEN_DEACTIVATION
+    if _OPEN_DEACTIVATION is None:
+        queryset = PendingDeactivation.objects.select_for_update().filter(
+            user_id=-1, state__in=OPEN_DEACTIVATION_STATES
+        )
+        sql, params = queryset.order_by().query.sql_with_params()
+        columns = PreparedColumns(PendingDeactivation)
+        if list(params).count(-1) != 1 or not sql.startswith(f"SELECT {columns.select_list()}"):
+            raise RuntimeError("unexpected SQL shape for the open deactivation")  # pragma: no cover
+        _OPEN_DEACTIVATION = (sql, [str(p) for p in params], list(params).index(-1), columns)
+    sql, params, user_slot, columns = _OPEN_DEACTIVATION
+    params = list(params)
+    params[user_slot] = user.pk
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else columns.instance(row)
 
 
 def _provider_of(

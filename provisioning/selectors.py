@@ -8,9 +8,9 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from identity.models import User
+from identity.prepared import PreparedColumns
 
 from .models import GroupMembership, Provider, ProviderUser, ScimGroup
-from .prepared import PreparedColumns
 
 
 def provider_users(provider: Provider) -> QuerySet[ProviderUser]:
@@ -58,7 +58,7 @@ def provider_user_by_scim_id(provider: Provider, scim_id, *, for_update: bool = 
     provider come along as ``link.groups_json`` (JSON text, see ``user_groups_sql``).
 
     The same instances as ``provider_users(provider).select_related("user")`` would build,
-    from SQL written once per process (provisioning/prepared.py): the read every GET, PUT,
+    from SQL written once per process (identity/prepared.py): the read every GET, PUT,
     PATCH and DELETE by id starts with."""
     if for_update not in _LINK_WITH_USER:
         quote = connection.ops.quote_name

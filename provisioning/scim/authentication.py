@@ -17,9 +17,9 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.throttling import SimpleRateThrottle
 
+from identity.prepared import PreparedColumns
 from provisioning import credentials
 from provisioning.models import AuthType, Provider
-from provisioning.prepared import PreparedColumns
 
 
 class ProviderPrincipal:
@@ -40,7 +40,7 @@ _PROVIDER_BY_SLUG: tuple | None = None
 
 def provider_by_slug(slug: str) -> Provider | None:
     """The provider of a SCIM base URL. Runs on every SCIM request: the ORM's SQL compiled
-    once per process, then a cursor and ``Model.from_db`` (provisioning/prepared.py)."""
+    once per process, then a cursor and ``Model.from_db`` (identity/prepared.py)."""
     global _PROVIDER_BY_SLUG
     if _PROVIDER_BY_SLUG is None:
         sql, params = Provider.objects.filter(slug="?").order_by().query.sql_with_params()
