@@ -39,3 +39,58 @@ class PreparedColumns:
             for convert in functions:
                 values[index] = convert(values[index], field, connection)
         return self.model.from_db(connection.alias, self.attnames, values)
+
+
+class CompiledQuery:
+    """A QuerySet's SQL, compiled by the ORM the first time it runs in a process and reused
+    after. ``sentinels`` are values the QuerySet was built with, each standing exactly once
+    among its parameters; ``run`` replaces them, in order, with the values it is given.
+    ``suffix`` is SQL appended after compiling (`` LIMIT %s``), its parameters given after
+    the sentinels' values."""
+
+    def __init__(self, build, *sentinels, suffix: str = ""):
+        self._build = build  # () -> QuerySet; called once, inside the first caller's transaction
+        self._sentinels = sentinels
+        self._suffix = suffix
+        self._compiled: tuple | None = None
+        self._columns: PreparedColumns | None = None
+
+    def _sql_and_params(self, values) -> tuple[str, list]:
+        if self._compiled is None:
+            queryset = self._build()
+            sql, params = queryset.query.sql_with_params()
+            params = list(params)
+            slots = []
+            for sentinel in self._sentinels:
+                if params.count(sentinel) != 1:  # pragma: no cover - a Django change
+                    raise RuntimeError(f"unexpected SQL shape: {sentinel!r} in {params!r}")
+                slots.append(params.index(sentinel))
+            self._compiled = (sql + self._suffix, params, slots, queryset.model)
+        sql, params, slots, _ = self._compiled
+        params = list(params)
+        for slot, value in zip(slots, values, strict=False):
+            params[slot] = value
+        return sql, params + list(values[len(slots) :])
+
+    def run(self, *values) -> tuple[list[str], list[tuple]]:
+        """The column names and every row."""
+        sql, params = self._sql_and_params(values)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return [column[0] for column in cursor.description], cursor.fetchall()
+
+    def first_instance(self, *values):
+        """The first row as an instance of the QuerySet's model, as the ORM would build it
+        (the QuerySet must select the model's concrete columns), or None."""
+        sql, params = self._sql_and_params(values)
+        if self._columns is None:  # checked once against the compiled SQL
+            model = self._compiled[3]
+            columns = PreparedColumns(model)
+            if not sql.startswith(f"SELECT {columns.select_list()} FROM"):  # pragma: no cover
+                raise RuntimeError(f"unexpected column order for {model.__name__}")
+            self._columns = columns
+        columns = self._columns
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return None if row is None else columns.instance(row)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from synclog import record
@@ -36,7 +36,7 @@ from .models import (
     User,
     UserStatus,
 )
-from .prepared import PreparedColumns
+from .prepared import CompiledQuery
 from .writes import insert, update_columns
 
 logger = logging.getLogger(__name__)
@@ -74,30 +74,21 @@ def _locked(user: User, *, locked: bool = False) -> User:
     return User.objects.select_for_update().get(pk=user.pk)
 
 
-_OPEN_DEACTIVATION: tuple | None = None
+_OPEN_DEACTIVATION = CompiledQuery(
+    lambda: (
+        PendingDeactivation.objects.select_for_update()
+        .filter(user_id=-1, state__in=OPEN_DEACTIVATION_STATES)
+        .order_by()
+    ),
+    -1,
+)
 
 
 def _open_deactivation(user: User) -> PendingDeactivation | None:
     """The user's open (pending, deferred or held) deactivation, row-locked; the partial
     unique constraint guarantees at most one. The ORM's SQL compiled once per process: every
     SCIM ``active=true`` for a blocked user reads it."""
-    global _OPEN_DEACTIVATION
-    if _OPEN_DEACTIVATION is None:
-        queryset = PendingDeactivation.objects.select_for_update().filter(
-            user_id=-1, state__in=OPEN_DEACTIVATION_STATES
-        )
-        sql, params = queryset.order_by().query.sql_with_params()
-        columns = PreparedColumns(PendingDeactivation)
-        if list(params).count(-1) != 1 or not sql.startswith(f"SELECT {columns.select_list()}"):
-            raise RuntimeError("unexpected SQL shape for the open deactivation")  # pragma: no cover
-        _OPEN_DEACTIVATION = (sql, [str(p) for p in params], list(params).index(-1), columns)
-    sql, params, user_slot, columns = _OPEN_DEACTIVATION
-    params = list(params)
-    params[user_slot] = user.pk
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return None if row is None else columns.instance(row)
+    return _OPEN_DEACTIVATION.first_instance(user.pk)
 
 
 def _provider_of(
@@ -138,17 +129,7 @@ def _sync(
     old=None,
     new=None,
 ) -> None:
-    record.sync_change(
-        actor=actor,
-        user_id=user.pk,
-        user_label=user.username,
-        change=change,
-        attribute=attribute,
-        old=old,
-        new=new,
-        provider_id=provider[0],
-        provider_label=provider[1],
-    )
+    _sync_all(user, actor, provider, [(change, attribute, old, new)])
 
 
 def _set_status(user: User, status: str, now) -> None:
@@ -308,27 +289,22 @@ def _deprovision(user: User, *, actor: Actor, delay: timedelta, locked: bool) ->
     held = guard_holds_provider(provider, actor=actor, now=now, scheduled=row)
     old = user.status
     if delay == timedelta(0):
-        if _run_deactivation(row, user, actor=actor, now=now, held=held) != DeactivationState.DONE:
-            # Blocked and deferred or held: "user_deactivated" was not written, so say this.
-            record.audit(
-                actor=actor,
-                action="user_deprovisioned",
-                target_label=user.username,
-                old=old,
-                new=user.status,
-                due_at=row.due_at.isoformat(),
-            )
-        return user
-    changes = []
-    if old == UserStatus.ACTIVE:
-        _set_status(user, UserStatus.BLOCKED, now)
-        changes.append((SyncChange.USER_BLOCKED, "status", old, "blocked"))
-    due = row.due_at.isoformat()
-    changes.append((SyncChange.DEACTIVATION_SCHEDULED, "deactivation", None, due))
-    if held:
-        _close(row, DeactivationState.HELD, now)
-        changes.append((SyncChange.DEACTIVATION_HELD, "deactivation", due, "held"))
-    _sync_all(user, actor, provider, changes)
+        if _run_deactivation(row, user, actor=actor, now=now, held=held) == DeactivationState.DONE:
+            return user  # "user_deactivated" says it all
+        # Blocked and deferred or held: say so below.
+    else:
+        changes = []
+        if old == UserStatus.ACTIVE:
+            _set_status(user, UserStatus.BLOCKED, now)
+            changes.append((SyncChange.USER_BLOCKED, "status", old, "blocked"))
+        due = row.due_at.isoformat()
+        changes.append((SyncChange.DEACTIVATION_SCHEDULED, "deactivation", None, due))
+        if held:
+            _close(row, DeactivationState.HELD, now)
+            changes.append((SyncChange.DEACTIVATION_HELD, "deactivation", due, "held"))
+        _sync_all(user, actor, provider, changes)
+        if not held:
+            transaction.on_commit(lambda: _send_eta_message(row.due_at, delay))
     record.audit(
         actor=actor,
         action="user_deprovisioned",
@@ -337,8 +313,6 @@ def _deprovision(user: User, *, actor: Actor, delay: timedelta, locked: bool) ->
         new=user.status,
         due_at=row.due_at.isoformat(),
     )
-    if not held:
-        transaction.on_commit(lambda: _send_eta_message(row.due_at, delay))
     return user
 
 

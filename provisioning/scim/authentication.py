@@ -12,12 +12,11 @@ import binascii
 import hmac
 
 from django.conf import settings
-from django.db import connection
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.throttling import SimpleRateThrottle
 
-from identity.prepared import PreparedColumns
+from identity.prepared import CompiledQuery
 from provisioning import credentials
 from provisioning.models import AuthType, Provider
 
@@ -35,26 +34,13 @@ class ProviderPrincipal:
         return self.provider.credential_username
 
 
-_PROVIDER_BY_SLUG: tuple | None = None
+_PROVIDER_BY_SLUG = CompiledQuery(lambda: Provider.objects.filter(slug="?").order_by(), "?")
 
 
 def provider_by_slug(slug: str) -> Provider | None:
     """The provider of a SCIM base URL. Runs on every SCIM request: the ORM's SQL compiled
-    once per process, then a cursor and ``Model.from_db`` (identity/prepared.py)."""
-    global _PROVIDER_BY_SLUG
-    if _PROVIDER_BY_SLUG is None:
-        sql, params = Provider.objects.filter(slug="?").order_by().query.sql_with_params()
-        if list(params) != ["?"]:  # pragma: no cover - a Django change
-            raise RuntimeError("unexpected SQL shape for the provider lookup")
-        columns = PreparedColumns(Provider)
-        if not sql.startswith(f"SELECT {columns.select_list()} FROM"):  # pragma: no cover
-            raise RuntimeError("unexpected column order for the provider lookup")
-        _PROVIDER_BY_SLUG = (sql, columns)
-    sql, columns = _PROVIDER_BY_SLUG
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [slug])
-        row = cursor.fetchone()
-    return None if row is None else columns.instance(row)
+    once per process (identity/prepared.py)."""
+    return _PROVIDER_BY_SLUG.first_instance(slug)
 
 
 def provider_for_request(view) -> Provider | None:

@@ -16,6 +16,7 @@ from django.db.models import TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
+from identity.prepared import CompiledQuery
 from provisioning.models import Provider, ProviderUser
 from provisioning.selectors import provider_users, user_groups_sql
 
@@ -45,7 +46,6 @@ ROW_FIELDS = (
 
 
 _ROWS_SQL: str | None = None
-_ROWS_WHERE_SQL: dict[str, tuple[str, list]] = {}
 
 
 def _sql_for_ids(queryset, expected_params=(0,)) -> str:
@@ -102,11 +102,7 @@ def _rows_query(queryset=None):
     )
 
 
-def _read_rows(sql: str, params: list) -> list[dict[str, Any]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        names = [column[0] for column in cursor.description]
-        fetched = cursor.fetchall()
+def _rows_from(names: list[str], fetched: list[tuple]) -> list[dict[str, Any]]:
     rows = []
     for values in fetched:
         row = dict(zip(names, values, strict=True))
@@ -134,51 +130,60 @@ def rows_by_ids(ids: list[int]) -> list[dict[str, Any]]:
         return []
     if _ROWS_SQL is None:
         _ROWS_SQL = _sql_for_ids(_rows_query())
-    by_id = {row["id"]: row for row in _read_rows(*_with_ids(_ROWS_SQL, ids))}
+    with connection.cursor() as cursor:
+        cursor.execute(*_with_ids(_ROWS_SQL, ids))
+        names = [column[0] for column in cursor.description]
+        fetched = cursor.fetchall()
+    by_id = {row["id"]: row for row in _rows_from(names, fetched)}
     return [by_id[i] for i in ids if i in by_id]
 
 
-_ROWS_AFTER_SQL: str | None = None
+_ROWS_AFTER = CompiledQuery(
+    lambda: _rows_query(provider_users(Provider(pk=-1)).filter(id__gt=-2).order_by("id")),
+    -1,
+    -2,
+    suffix=" LIMIT %s",
+)
 
 
 def rows_after(provider: Provider, anchor: int, count: int) -> list[dict[str, Any]]:
     """The rows of ``provider``'s next ``count`` users after link id ``anchor`` (keyset
     paging): the page and its rows in one statement, an index walk on (provider, id). What a
     first page and every page of a sequential walk (Okta's import) read."""
-    global _ROWS_AFTER_SQL
-    if _ROWS_AFTER_SQL is None:
-        queryset = provider_users(Provider(pk=-1)).filter(id__gt=-2).order_by("id")
-        sql, params = _rows_query(queryset).query.sql_with_params()
-        if list(params) != [-1, -2]:  # pragma: no cover - a Django change
-            raise RuntimeError("unexpected SQL shape for a keyset page")
-        _ROWS_AFTER_SQL = sql + " LIMIT %s"
-    return _read_rows(_ROWS_AFTER_SQL, [provider.pk, anchor, count])
+    return _rows_from(*_ROWS_AFTER.run(provider.pk, anchor, count))
+
+
+# The filter every IdP sends before it creates or links a user, each naming at most one.
+_ROWS_WHERE = {
+    # userName case-insensitively: the ci_exact lookup the Lower(username) index serves.
+    "username": CompiledQuery(
+        lambda: _rows_query(
+            provider_users(Provider(pk=-1)).filter(user__username__ci_exact="?").order_by("id")
+        ),
+        -1,
+        "?",
+    ),
+    # A non-empty externalId exactly; "<> ''" repeats the partial unique index's condition.
+    "external_id": CompiledQuery(
+        lambda: _rows_query(
+            provider_users(Provider(pk=-1))
+            .filter(external_id="?")
+            .exclude(external_id="")
+            .order_by("id")
+        ),
+        -1,
+        "?",
+    ),
+}
 
 
 def rows_where(provider: Provider, attribute: str, value: str) -> list[dict[str, Any]]:
     """The rows of ``provider``'s users whose userName equals ``value`` case-insensitively
-    (``attribute="username"``, the ``ci_exact`` lookup the ``Lower(username)`` index serves)
-    or whose non-empty externalId equals it exactly (``"external_id"``). Each names at most
-    one user: the filter every IdP sends before it creates or links one, answered with one
-    statement (its SQL compiled once per process)."""
-    if attribute == "username":
-        lookup = {"user__username__ci_exact": "?"}
-    elif attribute == "external_id" and value:
-        # "<> ''" repeats the partial unique index's condition so SQLite's planner uses it.
-        lookup = {"external_id": "?"}
-    else:
-        raise ValueError(f"{attribute!r} does not name at most one user")
-    if attribute not in _ROWS_WHERE_SQL:
-        queryset = provider_users(Provider(pk=-1)).filter(**lookup)
-        if attribute == "external_id":
-            queryset = queryset.exclude(external_id="")
-        sql, params = _rows_query(queryset.order_by("id")).query.sql_with_params()
-        if [p for p in params if p != ""] != [-1, "?"]:  # pragma: no cover - a Django change
-            raise RuntimeError("unexpected SQL shape for an equality filter")
-        _ROWS_WHERE_SQL[attribute] = (sql, params)
-    sql, params = _ROWS_WHERE_SQL[attribute]
-    values = {-1: provider.pk, "?": value}
-    return _read_rows(sql, [values.get(p, p) for p in params])
+    (``attribute="username"``) or whose non-empty externalId equals it exactly
+    (``"external_id"``): at most one user, in one statement."""
+    if attribute not in _ROWS_WHERE or not value:
+        raise ValueError(f"{attribute!r} = {value!r} does not name at most one user")
+    return _rows_from(*_ROWS_WHERE[attribute].run(provider.pk, value))
 
 
 def row_from_link(link: ProviderUser, groups_json: str | None) -> dict[str, Any] | None:
