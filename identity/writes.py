@@ -2,32 +2,44 @@
 
 ``save(update_fields=…)`` and ``QuerySet.update()`` build and compile a statement on every
 call, which cost several times what the database spends on a one-row UPDATE by primary key;
-every SCIM PATCH makes two or three of them. Values still go through each field's
-``get_db_prep_save``. No model signals are sent: nothing in Gatehouse listens for saves.
+every SCIM PATCH makes two or three of them. Values are prepared as the ORM would
+(synclog/prep.py). No model signals are sent: nothing in Gatehouse listens for saves.
 """
 
 from __future__ import annotations
 
 from django.db import connection
 
+from synclog.prep import Prepared
+
 
 def update_columns(instance, **values) -> None:
     """Set ``values`` on ``instance`` and write just those columns of its row."""
     model = type(instance)
-    quote = connection.ops.quote_name
-    fields = [model._meta.get_field(name) for name in values]
+    key = (model, *values)
+    plan = _update_plans.get(key) or _update_plan(key)
+    fields, prepared, sql = plan
     for name, value in values.items():
         setattr(instance, name, value)
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    params = [
-        field.get_db_prep_save(getattr(instance, field.attname), connection) for field in fields
-    ]
+    params = prepared.values([getattr(instance, field.attname) for field in fields], connection)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {quote(model._meta.db_table)} SET {assignments} "
-            f"WHERE {quote(model._meta.pk.column)} = %s",
-            [*params, instance.pk],
-        )
+        cursor.execute(sql, [*params, instance.pk])
+
+
+_update_plans: dict = {}
+
+
+def _update_plan(key: tuple):
+    model, *names = key
+    quote = connection.ops.quote_name
+    fields = [model._meta.get_field(name) for name in names]
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    sql = (
+        f"UPDATE {quote(model._meta.db_table)} SET {assignments} "
+        f"WHERE {quote(model._meta.pk.column)} = %s"
+    )
+    plan = _update_plans[key] = (fields, Prepared(fields), sql)
+    return plan
 
 
 def insert(instance, *, ignore_conflicts: bool = False) -> bool:
@@ -38,20 +50,12 @@ def insert(instance, *, ignore_conflicts: bool = False) -> bool:
     ``ignore_conflicts``: a row that would break a unique constraint is not inserted (no error,
     the transaction goes on) and False is returned."""
     model = type(instance)
-    quote = connection.ops.quote_name
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
-    params = [
-        field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields
-    ]
-    columns = ", ".join(quote(field.column) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    pk = model._meta.pk
-    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"
-    if ignore_conflicts:
-        sql += " ON CONFLICT DO NOTHING"
+    plan = _insert_plans.get((model, ignore_conflicts)) or _insert_plan(model, ignore_conflicts)
+    fields, prepared, sql, returning = plan
+    params = prepared.values([field.pre_save(instance, add=True) for field in fields], connection)
     with connection.cursor() as cursor:
-        if connection.features.can_return_columns_from_insert:
-            cursor.execute(f"{sql} RETURNING {quote(pk.column)}", params)
+        if returning:
+            cursor.execute(sql, params)
             row = cursor.fetchone()
             if row is None:
                 return False
@@ -61,7 +65,28 @@ def insert(instance, *, ignore_conflicts: bool = False) -> bool:
             if cursor.rowcount == 0:
                 return False
             new_pk = cursor.lastrowid
-    setattr(instance, pk.attname, new_pk)
+    setattr(instance, model._meta.pk.attname, new_pk)
     instance._state.adding = False
     instance._state.db = connection.alias
     return True
+
+
+_insert_plans: dict = {}
+
+
+def _insert_plan(model, ignore_conflicts: bool):
+    """The INSERT statement for ``model``, written once per process (one database per process:
+    settings choose it once)."""
+    quote = connection.ops.quote_name
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(quote(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"
+    if ignore_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
+    returning = connection.features.can_return_columns_from_insert
+    if returning:
+        sql += f" RETURNING {quote(model._meta.pk.column)}"
+    plan = (fields, Prepared(fields), sql, returning)
+    _insert_plans[model, ignore_conflicts] = plan
+    return plan

@@ -11,6 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from .models import ActorKind, AuditLogEntry, RejectedRequest, SyncChange, SyncLogEntry
+from .prep import Prepared
 
 
 @dataclass(frozen=True)
@@ -47,25 +48,22 @@ class _Insert:
     """A multi-row INSERT of some columns of a model, its SQL written once per process.
 
     Every provisioning change writes these rows; ``Model.objects.create``/``bulk_create``
-    spent more preparing them than the database spent storing them. Values go through each
-    field's ``get_db_prep_save``, as the ORM does. History rows are never read back here,
-    so nothing is returned."""
+    spent more preparing them than the database spent storing them. Values are prepared as
+    the ORM would (synclog/prep.py). History rows are never read back here, so nothing is
+    returned."""
 
     def __init__(self, model, attnames: tuple[str, ...]):
         quote = connection.ops.quote_name
-        self.fields = [model._meta.get_field(name) for name in attnames]
-        columns = ", ".join(quote(field.column) for field in self.fields)
+        fields = [model._meta.get_field(name) for name in attnames]
+        self.prepared = Prepared(fields)
+        columns = ", ".join(quote(field.column) for field in fields)
         self.head = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES "
-        self.row = "({})".format(", ".join(["%s"] * len(self.fields)))
+        self.row = "({})".format(", ".join(["%s"] * len(fields)))
 
     def run(self, rows: list[tuple]) -> None:
         if not rows:
             return
-        params = [
-            field.get_db_prep_save(value, connection)
-            for row in rows
-            for field, value in zip(self.fields, row, strict=True)
-        ]
+        params = self.prepared.rows(rows, connection)
         with connection.cursor() as cursor:
             cursor.execute(self.head + ", ".join([self.row] * len(rows)), params)
 

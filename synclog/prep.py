@@ -1,0 +1,67 @@
+"""Column values for the hand-written INSERTs and UPDATEs of the provisioning hot path.
+
+The ORM sends every value through its field's ``get_db_prep_save`` (two to four Python calls
+each). For a text, integer or boolean column holding a value of its plain Python type that
+chain gives the value back unchanged, yet a SCIM create paid for about seventy such calls:
+a tenth of its time in the application. ``Prepared`` runs the chain only where it can change
+something: dates (SQLite stores text), JSON, UUIDs, and any value whose type is not the
+column's plain one. Fields whose class overrides the chain are always prepared.
+
+It lives here because synclog is the bottom layer: identity and provisioning import it too.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models.fields import AutoFieldMixin
+
+_NONE = type(None)
+
+# (field class, its get_prep_value, the value types it gives back unchanged)
+_PLAIN = (
+    (models.CharField, models.CharField.get_prep_value, (str, _NONE)),
+    (models.TextField, models.TextField.get_prep_value, (str, _NONE)),
+    (models.BooleanField, models.BooleanField.get_prep_value, (bool, _NONE)),
+    (models.IntegerField, models.IntegerField.get_prep_value, (int, _NONE)),
+)
+_DB_PREP_VALUE = (models.Field.get_db_prep_value, AutoFieldMixin.get_db_prep_value)
+
+
+def plain_types(field) -> tuple[type, ...]:
+    """The value types ``field.get_db_prep_save`` returns unchanged, or ``()``."""
+    if isinstance(field, models.ForeignKey):
+        if type(field).get_db_prep_save is not models.ForeignKey.get_db_prep_save:
+            return ()
+        return plain_types(field.target_field)
+    cls = type(field)
+    if cls.get_db_prep_save is not models.Field.get_db_prep_save:
+        return ()
+    if cls.get_db_prep_value not in _DB_PREP_VALUE:
+        return ()
+    for base, get_prep_value, types in _PLAIN:
+        if isinstance(field, base) and cls.get_prep_value is get_prep_value:
+            # bool is an int: an IntegerField given True must still become 1 where the
+            # database wants it, so only exact types pass (checked with ``type(value) in``).
+            return types
+    return ()
+
+
+class Prepared:
+    """Prepare values for ``fields`` (in order) as ``get_db_prep_save`` would."""
+
+    def __init__(self, fields):
+        self.fields = [(field, plain_types(field)) for field in fields]
+
+    def values(self, values, connection) -> list:
+        return [
+            value if type(value) in plain else field.get_db_prep_save(value, connection)
+            for (field, plain), value in zip(self.fields, values, strict=True)
+        ]
+
+    def rows(self, rows, connection) -> list:
+        fields = self.fields
+        return [
+            value if type(value) in plain else field.get_db_prep_save(value, connection)
+            for row in rows
+            for (field, plain), value in zip(fields, row, strict=True)
+        ]

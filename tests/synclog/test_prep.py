@@ -1,0 +1,94 @@
+"""synclog/prep.py skips get_db_prep_save only where it would give the value back unchanged."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection, models
+
+from identity.models import User
+from identity.writes import insert, update_columns
+from provisioning.models import ProviderUser
+from synclog.models import AuditLogEntry, SyncLogEntry
+from synclog.prep import Prepared, plain_types
+
+pytestmark = pytest.mark.django_db
+
+
+def test_text_boolean_and_foreign_keys_to_auto_ids_are_plain():
+    assert plain_types(User._meta.get_field("username")) == (str, type(None))
+    assert plain_types(User._meta.get_field("email")) == (str, type(None))  # EmailField
+    assert plain_types(SyncLogEntry._meta.get_field("old_value")) == (str, type(None))
+    assert plain_types(User._meta.get_field("legal_hold")) == (bool, type(None))
+    assert plain_types(User._meta.get_field("organization")) == (int, type(None))
+
+
+def test_fields_whose_chain_changes_values_are_always_prepared():
+    # SQLite stores dates as text; JSON needs its adapter; PostgreSQL types integers for
+    # server-side binding (IntegerField overrides get_db_prep_value); UUIDs are hex on SQLite.
+    assert plain_types(User._meta.get_field("created_at")) == ()
+    assert plain_types(AuditLogEntry._meta.get_field("detail")) == ()
+    assert plain_types(SyncLogEntry._meta.get_field("user_id")) == ()  # BigIntegerField
+    assert plain_types(ProviderUser._meta.get_field("scim_id")) == ()
+    assert plain_types(ProviderUser._meta.get_field("version")) == ()
+
+
+def test_a_field_class_that_overrides_the_chain_is_never_skipped():
+    class Upper(models.CharField):
+        def get_prep_value(self, value):
+            return super().get_prep_value(value).upper()
+
+    field = Upper(max_length=5)
+    assert plain_types(field) == ()
+    assert Prepared([field]).values(["abc"], connection) == ["ABC"]
+
+
+@pytest.mark.parametrize(
+    ("model", "values"),
+    [
+        (
+            SyncLogEntry,
+            {
+                "created_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+                "provider_id": 7,
+                "provider_label": "okta",
+                "user_id": None,
+                "old_value": "",
+                "new_value": "x" * 3,
+            },
+        ),
+        (AuditLogEntry, {"detail": {"a": "b"}, "actor_label": "okta", "request_id": ""}),
+        (ProviderUser, {"scim_id": uuid.uuid4(), "version": 3, "external_id": "e"}),
+    ],
+)
+def test_prepared_values_equal_what_the_orm_prepares(model, values):
+    fields = [model._meta.get_field(name) for name in values]
+    expected = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(fields, values.values(), strict=True)
+    ]
+    got = Prepared(fields).values(list(values.values()), connection)
+    assert [repr(v) for v in got] == [repr(v) for v in expected]
+
+
+def test_a_value_of_another_type_still_goes_through_the_field():
+    field = User._meta.get_field("username")
+    # Not a str: the ORM turns it into one, so must we.
+    assert Prepared([field]).values([12], connection) == ["12"]
+
+
+def test_insert_and_update_columns_round_trip_through_the_database(default_org):
+    user = User(username="prep@example.com", organization=default_org, external_id="x")
+    user.set_unusable_password()
+    assert insert(user)
+    update_columns(user, department="Finance", legal_hold=True)
+    stored = User.objects.get(pk=user.pk)
+    assert (stored.department, stored.legal_hold, stored.has_usable_password()) == (
+        "Finance",
+        True,
+        False,
+    )
+    assert stored.password.startswith("!") and len(stored.password) == 41
+    assert not insert(
+        User(username="prep@example.com", organization=default_org), ignore_conflicts=True
+    )
