@@ -133,13 +133,14 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     _database["TEST"] = {"NAME": str(VAR_DIR / "test-gatehouse.sqlite3")}
+    # Django's backend, remembering its %s → ? rewrite per statement (console/sqlite3/base.py).
+    _database["ENGINE"] = "console.sqlite3"
 elif _database["ENGINE"] == "django.db.backends.postgresql":  # not PostGIS: left as it is
     # Django's backend with a health check that polls the socket instead of running
     # SELECT 1 on every request (console/postgresql/base.py).
     _database["ENGINE"] = "console.postgresql"
-if _database["ENGINE"] != "django.db.backends.sqlite3" and env.bool(
-    "DATABASE_PREPARED_STATEMENTS", default=True
-):
+_on_sqlite = _database["ENGINE"] == "console.sqlite3"
+if not _on_sqlite and env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
     # PostgreSQL: bind parameters on the server and let psycopg prepare a statement the
     # connection has run five times, so the SCIM service's repeated queries skip parsing and
     # planning (planning a page's query cost as much as running it). Turn it off behind a
@@ -159,7 +160,6 @@ DATABASES = {"default": _database}
 # cache whenever another connection has written, so threads taking turns on one keep-alive
 # connection re-read their pages on every write (a SCIM PATCH took two to three times longer
 # with 4 threads). PostgreSQL keeps its cache in the server: threads are cheap there.
-_on_sqlite = _database["ENGINE"] == "django.db.backends.sqlite3"
 GATEHOUSE_WEB_WORKERS = env.int("GATEHOUSE_WEB_WORKERS", default=4 if _on_sqlite else 2)
 GATEHOUSE_WEB_THREADS = env.int("GATEHOUSE_WEB_THREADS", default=1 if _on_sqlite else 4)
 if GATEHOUSE_WEB_WORKERS < 1 or GATEHOUSE_WEB_THREADS < 1:
