@@ -1,7 +1,9 @@
+from urllib.parse import urlsplit
+
 import pytest
 from django.urls import reverse
 
-from identity.models import IDENTITY_ADMIN_ROLE, Role, UserStatus
+from identity.models import IDENTITY_ADMIN_ROLE, Role, User, UserStatus
 from tests.identity.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -53,3 +55,28 @@ def test_ensure_admin_prints_sign_in_once(capsys):
     assert "password:" in first
     call_command("ensure_admin")
     assert "password:" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("base_url", "username"),
+    [
+        ("https://gatehouse.example.com", "admin@gatehouse.example.com"),
+        ("http://127.0.0.1:8000", "admin@gatehouse.local"),  # an IP is no email domain
+        ("http://localhost:8000", "admin@gatehouse.local"),
+    ],
+)
+def test_ensure_admin_names_the_administrator_after_the_host(settings, base_url, username, capsys):
+    from django.core.management import call_command
+
+    settings.GATEHOUSE_HOST = urlsplit(base_url).hostname
+    call_command("ensure_admin")
+    assert f"username: {username}" in capsys.readouterr().out
+    assert User.objects.get(is_superuser=True).username == username
+
+
+def test_ensure_admin_refuses_a_username_that_is_not_an_email():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="not an email address"):
+        call_command("ensure_admin", "--username", "admin")
+    assert not User.objects.filter(is_superuser=True).exists()
