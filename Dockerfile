@@ -12,4 +12,4 @@ RUN pip install --no-cache-dir -c constraints.txt . \
  && mkdir -p /var/lib/gatehouse \
  && SECRET_KEY=build-only python manage.py collectstatic --noinput
 EXPOSE 8000
-CMD ["gunicorn", "console.wsgi:application", "--bind=0.0.0.0:8000", "--workers=4", "--threads=4"]
+CMD ["granian", "--interface=wsgi", "--host=0.0.0.0", "--port=8000", "--workers=2", "--blocking-threads=4", "--respawn-failed-workers", "--access-log", "console.wsgi:application"]

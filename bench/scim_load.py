@@ -8,8 +8,8 @@
 Steps, each timed: a fresh database (a SQLite file under a temporary GATEHOUSE_VAR_DIR, or a
 PostgreSQL database that this script drops and creates), migrate, one token-auth provider
 through ``provisioning.services.create_provider``, users ``user1@example.com`` ..
-``userN@example.com`` linked to that provider, gunicorn on a free port (workers and threads
-as ``manage.py serve``: 4 x 1 on SQLite, 2 x 4 on PostgreSQL),
+``userN@example.com`` linked to that provider, the web server on a free port, started as
+``manage.py serve`` starts it (granian, 4 x 1 on SQLite, 2 x 4 on PostgreSQL),
 ``/healthz``, then ``/work/shared/bench/scim_workload.py`` against
 ``/scim/v2/<provider slug>`` with the provider's bearer token. Its table is printed as it runs.
 Options this script does not know (``--workloads a,c``, ``--requests 50``, ...) are passed to
@@ -55,7 +55,7 @@ def parse_args(argv=None):
     parser.add_argument("--workload", default=DEFAULT_WORKLOAD, help="the shared workload script")
     parser.add_argument("--json-out", default="", help="passed to the workload: JSON lines out")
     parser.add_argument(
-        "--workers", type=int, default=0, help="gunicorn workers (default: as manage.py serve)"
+        "--workers", type=int, default=0, help="web server processes (default: as manage.py serve)"
     )
     parser.add_argument(
         "--load-only",
@@ -284,7 +284,7 @@ def main(argv=None) -> int:
     print(f"# {system}  N={args.users}  GATEHOUSE_VAR_DIR={var_dir}", flush=True)
 
     server = None
-    log_path = var_dir / "gunicorn.log"
+    log_path = var_dir / "web.log"
     try:
         if system == "gatehouse/postgresql":
             started = time.perf_counter()
@@ -299,9 +299,10 @@ def main(argv=None) -> int:
 
         django.setup()
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
-        from django.conf import settings
         from django.core.management import call_command
         from django.db import connections
+
+        from console.management.commands.serve import web_server_command
 
         started = time.perf_counter()
         call_command("migrate", interactive=False, verbosity=0)
@@ -315,23 +316,9 @@ def main(argv=None) -> int:
         )
         connections.close_all()  # the server gets the database to itself
 
-        bin_dir = Path(sys.executable).parent
         with open(log_path, "w") as log:
             server = subprocess.Popen(
-                [
-                    str(bin_dir / "gunicorn"),
-                    "console.wsgi:application",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    str(args.workers or settings.GATEHOUSE_WEB_WORKERS),
-                    "--worker-class",
-                    "gthread",  # as `manage.py serve`: keep-alive
-                    "--threads",
-                    str(settings.GATEHOUSE_WEB_THREADS),
-                    "--timeout",
-                    "300",  # a slow page is a number to report, not a worker to kill
-                ],
+                web_server_command("127.0.0.1", port, args.workers),
                 cwd=ROOT,
                 env=env,
                 stdout=log,

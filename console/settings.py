@@ -85,7 +85,7 @@ MIDDLEWARE = [
 ]
 
 # The SCIM service's chain (console/wsgi.py): no cookies, no HTML, no static files there.
-# CommonMiddleware stays: it sets Content-Length, without which gunicorn sends a page chunked
+# CommonMiddleware stays: it sets Content-Length, without which the server sends a page chunked
 # and a client spends milliseconds reassembling it.
 SCIM_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -1,4 +1,4 @@
-"""The WSGI application gunicorn serves: the console and the SCIM service.
+"""The WSGI application the web server (granian) serves: the console and the SCIM service.
 
 SCIM requests go through a handler with a shorter middleware chain (``SCIM_MIDDLEWARE`` in
 console/settings.py): an identity provider sends no cookies and gets no HTML, so sessions,

@@ -212,7 +212,7 @@ def _run_deactivation(
 # than the rest of a PATCH (about 8 ms on the SQLite broker).
 ETA_NUDGE_BUCKET_SECONDS = 5
 _nudged_buckets: set[int] = set()
-_nudged_lock = threading.Lock()  # gunicorn runs requests on several threads
+_nudged_lock = threading.Lock()  # the web server runs requests on several threads
 
 
 def _send_eta_message(due_at, delay: timedelta) -> None:

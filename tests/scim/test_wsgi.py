@@ -1,4 +1,4 @@
-"""The WSGI application gunicorn serves: SCIM requests take the short middleware chain,
+"""The WSGI application the web server serves: SCIM requests take the short middleware chain,
 console pages the full one (console/wsgi.py)."""
 
 import io
@@ -52,7 +52,7 @@ def test_a_scim_request_is_served_through_the_short_chain_with_security_headers(
     assert status == 200, body
     assert headers["Content-Type"] == "application/scim+json"
     assert headers["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware is kept
-    # CommonMiddleware is kept: without a length gunicorn would send the body chunked.
+    # CommonMiddleware is kept: without a length the server would send the body chunked.
     assert headers["Content-Length"] == str(len(body))
     assert "Set-Cookie" not in headers and "Vary" not in headers  # no session, no CSRF
 

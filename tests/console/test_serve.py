@@ -1,0 +1,119 @@
+"""``manage.py serve`` (what ``make run`` starts) on a fresh data directory, as a user's first
+run: it migrates, prints the first administrator, serves the console and SCIM over HTTP with
+keep-alive, and stops every child on SIGTERM."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(line) for line in out.stdout.split()]
+
+
+@pytest.fixture
+def served(tmp_path):
+    port = _free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CACHE_URL")
+    }  # the defaults of a fresh machine: SQLite and the SQLite broker, under the data dir
+    env.update(
+        GATEHOUSE_VAR_DIR=str(tmp_path),
+        GATEHOUSE_BASE_URL=f"http://127.0.0.1:{port}",
+        ALLOWED_HOSTS="127.0.0.1",
+    )
+    log = open(tmp_path / "serve.log", "w+")  # noqa: SIM115 - read after the process ends
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log.seek(0)
+            pytest.fail(f"serve did not come up:\n{log.read()[-3000:]}")
+        time.sleep(0.2)
+    try:
+        yield proc, base, env, log
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_serve_runs_the_console_and_scim_and_stops_cleanly(served):
+    proc, base, env, log = served
+    created = subprocess.run(
+        [sys.executable, "manage.py", "scim_provider", "create", "--name", "Okta", "--auth",
+         "token", "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    issued = json.loads(created.stdout)
+    assert issued["base_url"].startswith(base)
+
+    with httpx.Client(headers={"Authorization": f"Bearer {issued['secret']}"}) as client:
+        assert client.get(f"{base}/console/").status_code in (200, 302)
+        made = client.post(
+            f"{issued['base_url']}/Users",
+            content=json.dumps(
+                {
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": "served@example.com",
+                    "active": True,
+                }
+            ),
+            headers={"Content-Type": "application/scim+json"},
+        )
+        assert made.status_code == 201, made.text
+        assert made.headers["Content-Type"] == "application/scim+json"
+        found = client.get(
+            f"{issued['base_url']}/Users",
+            params={"filter": 'userName eq "served@example.com"'},
+        )
+        assert found.json()["totalResults"] == 1
+        assert found.json()["Resources"][0]["id"] == made.json()["id"]
+
+    children = _children(proc.pid)
+    assert len(children) == 2  # the web server and the worker
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    for pid in children:
+        for _ in range(50):
+            if not Path(f"/proc/{pid}").exists():
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"child {pid} still runs after serve stopped")
+    log.seek(0)
+    output = log.read()
+    assert "This password is shown only once" in output
+    assert "Gatehouse console:" in output
