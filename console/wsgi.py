@@ -8,6 +8,7 @@ skipping them is about 0.1 ms of every SCIM request. Security headers and Conten
 Django's test client; tests/scim/test_wsgi.py checks this one.
 """
 
+import io
 import os
 
 from django.conf import settings
@@ -34,7 +35,26 @@ scim_application = ScimWSGIHandler()
 _SCIM_PREFIX = "/scim/"
 
 
+def _with_length(environ) -> None:
+    """A chunked request (``Transfer-Encoding: chunked``, no ``Content-Length``) has its
+    body in ``wsgi.input``, decoded by the server, but Django reads ``CONTENT_LENGTH`` bytes:
+    zero, so a chunked SCIM POST was answered "userName is required". Read the body here,
+    at most one byte over ``DATA_UPLOAD_MAX_MEMORY_SIZE``, so that Django still refuses an
+    oversized one (400) instead of this reading it all."""
+    if (
+        environ.get("CONTENT_LENGTH")
+        or "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    ):
+        return
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    stream = environ["wsgi.input"]
+    body = stream.read() if limit is None else stream.read(limit + 1)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+
+
 def application(environ, start_response):
+    _with_length(environ)
     if environ.get("PATH_INFO", "").startswith(_SCIM_PREFIX):
         return scim_application(environ, start_response)
     return console_application(environ, start_response)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import ValidationError
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django_scim import exceptions as django_scim_exceptions
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -117,6 +118,9 @@ def scim_exception_handler(exc, context):
         status, scim_type, detail = 406, None, str(exc.detail)
     elif isinstance(exc, drf.APIException):
         status, scim_type, detail = exc.status_code, None, str(exc.detail)
+    elif isinstance(exc, RequestDataTooBig):  # raised when the view reads the body
+        status, scim_type = 413, None
+        detail = f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
     elif isinstance(exc, ValidationError):
         # A model or lookup value Django refused (a filter's date that is not one): the
         # client's input, so a 400 naming it, never a 500. Raised before any write committed.

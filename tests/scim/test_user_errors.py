@@ -39,6 +39,15 @@ def test_malformed_json_is_400_invalid_syntax(scim, ada):
     assert snapshot() == before
 
 
+def test_a_body_over_the_upload_limit_is_413_and_writes_nothing(scim, ada, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000
+    before = snapshot()
+    big = new_user(2, displayName="x" * 3000)
+    assert_scim_error(scim.post("/Users", big), 413)
+    assert_scim_error(scim.put(f"/Users/{uid_of(ada)}", big), 413)
+    assert snapshot() == before
+
+
 def test_a_nul_character_anywhere_in_a_body_is_400_invalid_value(scim, ada):
     # JSON's "\u0000" parses, but PostgreSQL text cannot store it: a 400, not a 500.
     before = snapshot()

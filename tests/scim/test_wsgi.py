@@ -2,6 +2,7 @@
 console pages the full one (console/wsgi.py)."""
 
 import io
+import json
 import sys
 
 import pytest
@@ -9,11 +10,12 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
 from console.wsgi import application
+from identity.models import User
 
 
-def _call(path: str, headers: dict | None = None):
+def _call(path: str, headers: dict | None = None, method: str = "GET"):
     environ = {
-        "REQUEST_METHOD": "GET",
+        "REQUEST_METHOD": method,
         "PATH_INFO": path,
         "QUERY_STRING": "",
         "SERVER_NAME": "testserver",
@@ -72,3 +74,44 @@ def test_console_pages_keep_the_full_chain():
     assert status == 200, body
     assert headers["X-Frame-Options"] == "DENY"
     assert "csrftoken" in headers.get("Set-Cookie", "")
+
+
+def _chunked_post(scim, body: bytes):
+    return _call(
+        "/scim/v2/" + scim.provider.slug + "/Users",
+        {
+            "HTTP_AUTHORIZATION": f"Bearer {scim.secret}",
+            "CONTENT_TYPE": "application/scim+json",
+            "HTTP_TRANSFER_ENCODING": "chunked",  # and no CONTENT_LENGTH
+            "wsgi.input": io.BytesIO(body),  # the server hands the decoded body over
+        },
+        method="POST",
+    )
+
+
+@pytest.mark.django_db
+def test_a_chunked_scim_request_body_is_read(scim):
+    body = b'{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"c@example.com"}'
+    status, headers, answer = _chunked_post(scim, body)
+    assert status == 201, answer
+    assert User.objects.filter(username="c@example.com").exists()
+
+
+@pytest.mark.django_db
+def test_an_oversized_chunked_body_is_refused_without_reading_it_all(scim, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    stream = io.BytesIO(b'{"userName":"' + b"a" * 5000 + b'"}')
+    status, headers, answer = _call(
+        "/scim/v2/" + scim.provider.slug + "/Users",
+        {
+            "HTTP_AUTHORIZATION": f"Bearer {scim.secret}",
+            "CONTENT_TYPE": "application/scim+json",
+            "HTTP_TRANSFER_ENCODING": "chunked",
+            "wsgi.input": stream,
+        },
+        method="POST",
+    )
+    assert status == 413, answer
+    assert json.loads(answer)["status"] == "413"
+    assert stream.tell() == 1001  # read one byte over the limit, no more
+    assert not User.objects.filter(is_local=False).exists()
