@@ -10,11 +10,24 @@ from __future__ import annotations
 
 from django.db import connection
 
+from synclog import later
 from synclog.prep import Prepared
 
 
 def update_columns(instance, **values) -> None:
     """Set ``values`` on ``instance`` and write just those columns of its row."""
+    sql, params = _update(instance, values)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def update_columns_later(instance, **values) -> None:
+    """``update_columns`` through ``synclog.later``: for a write nothing reads back in the
+    request (a version bump) and that cannot fail on a constraint."""
+    later.run(*_update(instance, values))
+
+
+def _update(instance, values: dict) -> tuple[str, list]:
     model = type(instance)
     key = (model, *values)
     plan = _update_plans.get(key) or _update_plan(key)
@@ -22,8 +35,7 @@ def update_columns(instance, **values) -> None:
     for name, value in values.items():
         setattr(instance, name, value)
     params = prepared.values([getattr(instance, field.attname) for field in fields], connection)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, instance.pk])
+    return sql, [*params, instance.pk]
 
 
 _update_plans: dict = {}
@@ -71,22 +83,34 @@ def insert(instance, *, ignore_conflicts: bool = False) -> bool:
     return True
 
 
+def insert_later(instance) -> None:
+    """INSERT ``instance`` through ``synclog.later``, without reading its primary key back:
+    for a row nothing in the request reads (a new user's roles) and that cannot conflict."""
+    model = type(instance)
+    plan = _insert_plans.get((model, "later")) or _insert_plan(model, "later")
+    fields, prepared, sql, _ = plan
+    later.run(
+        sql, prepared.values([field.pre_save(instance, add=True) for field in fields], connection)
+    )
+
+
 _insert_plans: dict = {}
 
 
-def _insert_plan(model, ignore_conflicts: bool):
+def _insert_plan(model, kind):
     """The INSERT statement for ``model``, written once per process (one database per process:
-    settings choose it once)."""
+    settings choose it once). ``kind``: ``ignore_conflicts`` (a bool), or "later" (no
+    RETURNING)."""
     quote = connection.ops.quote_name
     fields = [field for field in model._meta.concrete_fields if not field.primary_key]
     columns = ", ".join(quote(field.column) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"
-    if ignore_conflicts:
+    if kind is True:
         sql += " ON CONFLICT DO NOTHING"
-    returning = connection.features.can_return_columns_from_insert
+    returning = kind != "later" and connection.features.can_return_columns_from_insert
     if returning:
         sql += f" RETURNING {quote(model._meta.pk.column)}"
     plan = (fields, Prepared(fields), sql, returning)
-    _insert_plans[model, ignore_conflicts] = plan
+    _insert_plans[model, kind] = plan
     return plan

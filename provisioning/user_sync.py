@@ -19,8 +19,8 @@ from django.utils import timezone
 from identity import services as identity_services
 from identity.countries import ISO_3166_ALPHA_2
 from identity.models import User, UserStatus
-from identity.writes import insert, update_columns
-from synclog import record
+from identity.writes import insert, insert_later, update_columns, update_columns_later
+from synclog import later, record
 from synclog.models import SyncChange
 from synclog.record import Actor
 
@@ -116,12 +116,13 @@ def _count_link(provider: Provider, delta: int) -> None:
     quote = connection.ops.quote_name
     count, removals = quote("user_count"), quote("user_removals")
     removed = f", {removals} = {removals} + 1" if delta < 0 else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {quote(Provider._meta.db_table)} SET {count} = {count} + %s{removed} "
-            f"WHERE {quote('id')} = %s",
-            [delta, provider.pk],
-        )
+    # Through synclog.later: nothing in the request reads the count back. Sent last, it
+    # also holds the provider row's lock (every create of the provider takes it) shortest.
+    later.run(
+        f"UPDATE {quote(Provider._meta.db_table)} SET {count} = {count} + %s{removed} "
+        f"WHERE {quote('id')} = %s",
+        [delta, provider.pk],
+    )
 
 
 def _uuid_or_none(value: str):
@@ -225,7 +226,7 @@ def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> P
             )
         return _take_back(provider, adopted, state, actor=actor)
     for role in roles:
-        insert(User.roles.through(user_id=user.pk, role_id=role.pk))
+        insert_later(User.roles.through(user_id=user.pk, role_id=role.pk))
     link = ProviderUser(
         provider=provider,
         user=user,
@@ -310,7 +311,10 @@ def _apply(link: ProviderUser, state: dict, *, actor: Actor, adopting: bool = Fa
                 ) from None
         else:
             update_columns(user, **user_values)
-        update_columns(link, version=link.version + 1, **link_values)
+        if link_values:  # externalId: its unique index may refuse it, here and now
+            update_columns(link, version=link.version + 1, **link_values)
+        else:
+            update_columns_later(link, version=link.version + 1)
         record.sync_changes(
             actor=actor,
             user_id=user.pk,
@@ -337,7 +341,7 @@ def _apply(link: ProviderUser, state: dict, *, actor: Actor, adopting: bool = Fa
             locked=True,
         )
         if (user.status, user.updated_at) != before and not changed:
-            update_columns(link, version=link.version + 1)
+            update_columns_later(link, version=link.version + 1)
         link.user = user
     return link
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.utils import timezone
 
+from . import later
 from .models import ActorKind, AuditLogEntry, RejectedRequest, SyncChange, SyncLogEntry
 from .prep import Prepared
 
@@ -63,9 +64,10 @@ class _Insert:
     def run(self, rows: list[tuple]) -> None:
         if not rows:
             return
-        params = self.prepared.rows(rows, connection)
-        with connection.cursor() as cursor:
-            cursor.execute(self.head + ", ".join([self.row] * len(rows)), params)
+        # Through synclog.later: history is never read back in the request that writes it.
+        later.run(
+            self.head + ", ".join([self.row] * len(rows)), self.prepared.rows(rows, connection)
+        )
 
 
 _SYNC_COLUMNS = (

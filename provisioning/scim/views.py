@@ -20,6 +20,7 @@ from provisioning.selectors import (
     provider_user_by_scim_id,
     provider_users,
 )
+from synclog import later
 
 from . import discovery, errors, filters, user_rows
 from .base import (
@@ -224,7 +225,7 @@ class UsersView(UserResourceMixin, ScimView):
     def post(self, request, provider_slug):
         adapter = UserAdapter.from_resource(self.json_body())
         try:
-            with transaction.atomic():
+            with transaction.atomic(), later.together():
                 link = user_sync.create_user(self.provider, adapter.state, actor=self.actor)
         except user_sync.ProvisioningError as exc:
             raise _provisioning_error(exc) from None
@@ -241,7 +242,7 @@ class UserDetailView(UserResourceMixin, ScimView):
     def put(self, request, provider_slug, scim_id):
         body = self.json_body()
         try:
-            with transaction.atomic():
+            with transaction.atomic(), later.together():
                 link = self.get_link(scim_id, for_update=True)
                 check_if_match(request, etag(link))
                 adapter = UserAdapter.from_resource(body, current=state_of(link))
@@ -253,7 +254,7 @@ class UserDetailView(UserResourceMixin, ScimView):
     def patch(self, request, provider_slug, scim_id):
         body = self.json_body()
         try:
-            with transaction.atomic():
+            with transaction.atomic(), later.together():
                 link = self.get_link(scim_id, for_update=True)
                 check_if_match(request, etag(link))
                 adapter = UserAdapter(state_of(link))
@@ -264,7 +265,7 @@ class UserDetailView(UserResourceMixin, ScimView):
         return self.respond(link)
 
     def delete(self, request, provider_slug, scim_id):
-        with transaction.atomic():
+        with transaction.atomic(), later.together():
             link = self.get_link(scim_id, for_update=True)
             check_if_match(request, etag(link))
             user_sync.remove_user(link, actor=self.actor)

@@ -1,0 +1,86 @@
+"""synclog/later.py: writes nobody reads in the request, sent together at the end of it."""
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from synclog import later
+from synclog.models import SyncLogEntry
+
+pytestmark = pytest.mark.django_db
+
+TABLE = SyncLogEntry._meta.db_table
+INSERT = (
+    f"INSERT INTO {TABLE} (created_at, provider_id, provider_label, user_id, user_label, "
+    "change_type, attribute, old_value, new_value, request_id) "
+    "VALUES (CURRENT_TIMESTAMP, NULL, '', NULL, %s, 'user_added', '', '', '', '')"
+)
+
+
+def labels() -> list[str]:
+    return sorted(SyncLogEntry.objects.values_list("user_label", flat=True))
+
+
+def test_outside_a_block_a_statement_runs_at_once():
+    later.run(INSERT, ["now"])
+    assert labels() == ["now"]
+
+
+def test_inside_a_block_statements_run_in_order_when_it_ends():
+    seen_inside = None
+    with transaction.atomic(), later.together():
+        later.run(INSERT, ["a"])
+        later.run(f"UPDATE {TABLE} SET user_label = %s WHERE user_label = %s", ["b", "a"])
+        seen_inside = labels()
+    assert seen_inside == []  # the contract: nothing in the block reads them
+    assert labels() == ["b"]  # the UPDATE ran after the INSERT it follows
+
+
+def test_a_block_that_raises_sends_nothing():
+    with pytest.raises(LookupError), transaction.atomic(), later.together():
+        later.run(INSERT, ["lost"])
+        raise LookupError
+    assert labels() == []
+
+
+def test_a_savepoint_opened_in_the_block_keeps_its_writes_to_itself():
+    with transaction.atomic(), later.together():
+        later.run(INSERT, ["kept"])
+        try:
+            with transaction.atomic():  # a savepoint: its statement runs at once
+                later.run(INSERT, ["rolled back"])
+                assert "rolled back" in labels()
+                raise ValueError
+        except ValueError:
+            pass
+        with transaction.atomic(savepoint=False):  # no savepoint: queued with the rest
+            later.run(INSERT, ["queued"])
+        assert labels() == []
+    assert labels() == ["kept", "queued"]
+
+
+def test_blocks_do_not_nest():
+    with transaction.atomic(), later.together():
+        with pytest.raises(RuntimeError), later.together():
+            pass
+
+
+def test_an_error_in_a_queued_statement_surfaces_when_the_block_ends():
+    with pytest.raises(IntegrityError), transaction.atomic(), later.together():
+        later.run(INSERT.replace("VALUES (CURRENT_TIMESTAMP", "VALUES (NULL"), ["bad"])
+        later.run(INSERT, ["after"])
+    assert labels() == []
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pipeline mode is PostgreSQL's")
+def test_on_postgresql_the_queue_goes_out_in_one_pipeline():
+    pipelined = []
+
+    def spy(execute, sql, params, many, context):
+        pipelined.append(connection.connection._pipeline is not None)
+        return execute(sql, params, many, context)
+
+    with transaction.atomic(), connection.execute_wrapper(spy), later.together():
+        later.run(INSERT, ["a"])
+        later.run(INSERT, ["b"])
+    assert pipelined == [True, True]
+    assert labels() == ["a", "b"]
