@@ -16,7 +16,8 @@ Options this script does not know (``--workloads a,c``, ``--requests 50``, ...) 
 the workload unchanged.
 
 It also times ``externalId eq`` the same way (the workload has no such row), after the
-latency rows and before the creates.
+latency rows and before the creates, and with ``--concurrent-creates N`` creates over N
+connections at once, after everything else.
 A script that prints numbers, never asserts on them (STYLE.md "bench/"). Compare systems
 measured in one run, not against another day's numbers.
 """
@@ -56,6 +57,13 @@ def parse_args(argv=None):
     parser.add_argument("--json-out", default="", help="passed to the workload: JSON lines out")
     parser.add_argument(
         "--workers", type=int, default=0, help="web server processes (default: as manage.py serve)"
+    )
+    parser.add_argument(
+        "--concurrent-creates",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after the workload, creates over N connections at once for 15 s (users/s)",
     )
     parser.add_argument(
         "--load-only",
@@ -262,6 +270,59 @@ def measure_external_id_eq(scim_base: str, secret: str, users: int, requests: in
     )
 
 
+def measure_concurrent_creates(scim_base: str, secret: str, connections: int, seconds: float):
+    """Creates over several keep-alive connections at once, as identity providers push on a
+    first sync (the shared workload's creates use one connection, one request at a time).
+    Runs after the workload: it adds users."""
+    import json
+    import threading
+
+    import httpx
+
+    headers = {
+        "Authorization": f"Bearer {secret}",
+        "Content-Type": "application/scim+json",
+    }
+    counts = [0] * connections
+    errors = [0] * connections
+    deadline = time.perf_counter() + seconds
+
+    def push(worker: int) -> None:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        with httpx.Client(headers=headers, limits=limits, timeout=60) as client:
+            n = 0
+            while time.perf_counter() < deadline:
+                n += 1
+                name = f"conc{worker}-{n}@example.com"
+                body = {
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": name,
+                    "externalId": f"conc-{worker}-{n}",
+                    "name": {"givenName": "Con", "familyName": f"Current{n}"},
+                    "emails": [{"value": name, "type": "work", "primary": True}],
+                    "active": True,
+                }
+                response = client.post(f"{scim_base}/Users", content=json.dumps(body))
+                if response.status_code == 201:
+                    counts[worker] += 1
+                else:
+                    errors[worker] += 1
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=push, args=(i,)) for i in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    print(
+        f"  d_post_create_x{connections} n={sum(counts)} err={sum(errors)} "
+        f"thr={sum(counts) / elapsed:.1f} users/s over {connections} connections "
+        f"in {elapsed:.1f}s",
+        flush=True,
+    )
+
+
 def main(argv=None) -> int:
     args, workload_args = parse_args(argv)
     # A killed run (timeout, CI) still stops its server and removes its temporary directory.
@@ -372,6 +433,8 @@ def main(argv=None) -> int:
         if any(arg.startswith("--workloads") for arg in workload_args):
             returncode = subprocess.run([*command, *workload_args], cwd=ROOT).returncode
             measure_external_id_eq(scim_base, issued.secret, args.users)
+            if args.concurrent_creates:
+                measure_concurrent_creates(scim_base, issued.secret, args.concurrent_creates, 15)
             return returncode
         # The default workloads in two runs, so externalId eq is timed where its userName eq
         # row is: on a warm server (web workers still booting made it ~1 ms slower), and before
@@ -380,10 +443,13 @@ def main(argv=None) -> int:
             [*command, "--workloads", "a,b,c,e,f", *workload_args], cwd=ROOT
         ).returncode
         measure_external_id_eq(scim_base, issued.secret, args.users)
-        return (
+        returncode = (
             returncode
             or subprocess.run([*command, "--workloads", "d", *workload_args], cwd=ROOT).returncode
         )
+        if args.concurrent_creates:
+            measure_concurrent_creates(scim_base, issued.secret, args.concurrent_creates, 15)
+        return returncode
     finally:
         if server is not None:
             stop(server)
