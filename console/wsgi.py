@@ -32,6 +32,12 @@ class ScimWSGIHandler(WSGIHandler):
 
 
 scim_application = ScimWSGIHandler()
+
+if settings.DATABASES["default"]["ENGINE"] == "console.sqlite3":
+    from console.sqlite3 import checkpoint
+
+    # WAL checkpoints beside requests instead of inside every ~35th create.
+    checkpoint.start(settings.DATABASES["default"]["NAME"])
 _SCIM_PREFIX = "/scim/"
 
 

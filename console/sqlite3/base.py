@@ -1,4 +1,5 @@
-"""Django's SQLite backend, with the placeholder rewrite remembered per statement.
+"""Django's SQLite backend, with the placeholder rewrite remembered per statement, and
+checkpoints in the background in web processes (checkpoint.py).
 
 Django writes SQL with ``%s`` placeholders and its SQLite cursor rewrites them to ``?`` with
 a regular expression on every ``execute``: 3% of a SCIM create, whose statements are the
@@ -8,6 +9,8 @@ is kept, in a bounded dict (statements with a varying number of placeholders, su
 """
 
 from django.db.backends.sqlite3 import base
+
+from . import checkpoint
 
 _CONVERTED: dict[str, str] = {}
 _LIMIT = 2000
@@ -29,3 +32,9 @@ class CursorWrapper(base.SQLiteCursorWrapper):
 class DatabaseWrapper(base.DatabaseWrapper):
     def create_cursor(self, name=None):
         return self.connection.cursor(factory=CursorWrapper)
+
+    def get_new_connection(self, conn_params):
+        connection = super().get_new_connection(conn_params)
+        if checkpoint.active():  # a web process: its checkpoints run in the background
+            connection.execute(f"PRAGMA wal_autocheckpoint={checkpoint.AUTOCHECKPOINT_PAGES}")
+        return connection
