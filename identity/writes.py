@@ -3,7 +3,7 @@
 ``save(update_fields=…)`` and ``QuerySet.update()`` build and compile a statement on every
 call, which cost several times what the database spends on a one-row UPDATE by primary key;
 every SCIM PATCH makes two or three of them. Values are prepared as the ORM would
-(synclog/prep.py). No model signals are sent: nothing in Gatehouse listens for saves.
+(synclog/column_values.py). No model signals are sent: nothing in Gatehouse listens for saves.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.db import connection
 
 from synclog import later
-from synclog.prep import Prepared
+from synclog.column_values import Prepared
 
 
 def update_columns(instance, **values) -> None:

@@ -11,8 +11,8 @@ from django.db import connection
 from django.utils import timezone
 
 from . import later
+from .column_values import Prepared
 from .models import ActorKind, AuditLogEntry, RejectedRequest, SyncChange, SyncLogEntry
-from .prep import Prepared
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class _Insert:
 
     Every provisioning change writes these rows; ``Model.objects.create``/``bulk_create``
     spent more preparing them than the database spent storing them. Values are prepared as
-    the ORM would (synclog/prep.py). History rows are never read back here, so nothing is
+    the ORM would (synclog/column_values.py). History rows are never read back here, so nothing is
     returned."""
 
     def __init__(self, model, attnames: tuple[str, ...]):

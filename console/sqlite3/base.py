@@ -13,7 +13,8 @@ from django.db.backends.sqlite3 import base
 from . import checkpoint
 
 _CONVERTED: dict[str, str] = {}
-_LIMIT = 2000
+_LIMIT = 2000  # statements kept
+_LONGEST = 2000  # characters: bulk INSERTs and long IN (…) lists vary and are not kept
 
 
 class CursorWrapper(base.SQLiteCursorWrapper):
@@ -23,6 +24,8 @@ class CursorWrapper(base.SQLiteCursorWrapper):
         converted = _CONVERTED.get(query)
         if converted is None:
             converted = super().convert_query(query)
+            if len(query) > _LONGEST:
+                return converted
             if len(_CONVERTED) >= _LIMIT:
                 _CONVERTED.clear()
             _CONVERTED[query] = converted

@@ -1,4 +1,4 @@
-"""synclog/prep.py skips get_db_prep_save only where it would give the value back unchanged."""
+"""synclog/column_values.py skips get_db_prep_save only where it gives the value back as it is."""
 
 import uuid
 from datetime import UTC, datetime
@@ -9,8 +9,8 @@ from django.db import connection, models
 from identity.models import User
 from identity.writes import insert, update_columns
 from provisioning.models import ProviderUser
+from synclog.column_values import Prepared, plain_types
 from synclog.models import AuditLogEntry, SyncLogEntry
-from synclog.prep import Prepared, plain_types
 
 pytestmark = pytest.mark.django_db
 
@@ -38,9 +38,14 @@ def test_a_field_class_that_overrides_the_chain_is_never_skipped():
         def get_prep_value(self, value):
             return super().get_prep_value(value).upper()
 
-    field = Upper(max_length=5)
-    assert plain_types(field) == ()
-    assert Prepared([field]).values(["abc"], connection) == ["ABC"]
+    class Stripped(models.CharField):
+        def to_python(self, value):
+            return super().to_python(value).strip()
+
+    assert plain_types(Upper(max_length=5)) == ()
+    assert Prepared([Upper(max_length=5)]).values(["abc"], connection) == ["ABC"]
+    assert plain_types(Stripped(max_length=5)) == ()
+    assert Prepared([Stripped(max_length=5)]).values([" a "], connection) == ["a"]
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,14 @@
 """Column values for the hand-written INSERTs and UPDATEs of the provisioning hot path.
 
 The ORM sends every value through its field's ``get_db_prep_save`` (two to four Python calls
-each). For a text, integer or boolean column holding a value of its plain Python type that
-chain gives the value back unchanged, yet a SCIM create paid for about seventy such calls:
-a tenth of its time in the application. ``Prepared`` runs the chain only where it can change
-something: dates (SQLite stores text), JSON, UUIDs, and any value whose type is not the
-column's plain one. Fields whose class overrides the chain are always prepared.
+each). For a text or boolean column, or a foreign key to an auto id, holding a value of its
+plain Python type, that chain gives the value back unchanged, yet a SCIM create paid for
+about seventy such calls: a tenth of its time in the application. ``Prepared`` runs the
+chain only where it can change something: dates (SQLite stores text), JSON, UUIDs, integer
+columns (Django types them for PostgreSQL's server-side binding), and any value whose type
+is not the column's plain one. A field class that overrides any step of the chain
+(``get_db_prep_save``, ``get_db_prep_value``, ``get_prep_value``, ``to_python``) is
+always prepared.
 
 It lives here because synclog is the bottom layer: identity and provisioning import it too.
 """
@@ -39,7 +42,11 @@ def plain_types(field) -> tuple[type, ...]:
     if cls.get_db_prep_value not in _DB_PREP_VALUE:
         return ()
     for base, get_prep_value, types in _PLAIN:
-        if isinstance(field, base) and cls.get_prep_value is get_prep_value:
+        if (
+            isinstance(field, base)
+            and cls.get_prep_value is get_prep_value
+            and cls.to_python is base.to_python
+        ):
             # bool is an int: an IntegerField given True must still become 1 where the
             # database wants it, so only exact types pass (checked with ``type(value) in``).
             return types
