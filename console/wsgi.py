@@ -46,7 +46,7 @@ def _with_length(environ) -> None:
     body in ``wsgi.input``, decoded by the server, but Django reads ``CONTENT_LENGTH`` bytes:
     zero, so a chunked SCIM POST was answered "userName is required". Read the body here,
     at most one byte over ``DATA_UPLOAD_MAX_MEMORY_SIZE``, so that Django still refuses an
-    oversized one (400) instead of this reading it all."""
+    oversized one (SCIM: 413) instead of this reading it all."""
     if (
         environ.get("CONTENT_LENGTH")
         or "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower()

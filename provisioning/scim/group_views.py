@@ -17,7 +17,6 @@ from rest_framework.response import Response
 from provisioning import group_sync, user_sync
 from provisioning.models import GroupMembership, ScimGroup
 from provisioning.selectors import provider_groups
-from synclog import later
 
 from . import errors, filters
 from .base import (
@@ -132,7 +131,7 @@ class GroupsView(GroupResourceMixin, ScimView):
     def post(self, request, provider_slug):
         adapter = GroupAdapter.from_resource(self.json_body())
         try:
-            with transaction.atomic(), later.together():
+            with transaction.atomic():
                 group = group_sync.create_group(
                     self.provider, adapter.state, referenced=adapter.referenced, actor=self.actor
                 )
@@ -151,7 +150,7 @@ class GroupDetailView(GroupResourceMixin, ScimView):
     def put(self, request, provider_slug, scim_id):
         body = self.json_body()
         try:
-            with transaction.atomic(), later.together():
+            with transaction.atomic():
                 group = self.get_group(scim_id, for_update=True)
                 check_if_match(request, etag(group))
                 adapter = GroupAdapter.from_resource(body, scim_id=str(group.scim_id))
@@ -165,7 +164,7 @@ class GroupDetailView(GroupResourceMixin, ScimView):
     def patch(self, request, provider_slug, scim_id):
         body = self.json_body()
         try:
-            with transaction.atomic(), later.together():
+            with transaction.atomic():
                 group = self.get_group(scim_id, for_update=True)
                 check_if_match(request, etag(group))
                 adapter = GroupAdapter(_state_of(group), scim_id=str(group.scim_id))
@@ -178,7 +177,7 @@ class GroupDetailView(GroupResourceMixin, ScimView):
         return self.respond(group)
 
     def delete(self, request, provider_slug, scim_id):
-        with transaction.atomic(), later.together():
+        with transaction.atomic():
             group = self.get_group(scim_id, for_update=True)
             check_if_match(request, etag(group))
             group_sync.remove_group(group, actor=self.actor)
