@@ -3,6 +3,7 @@ SCIM error bodies, request ids, list paging and attribute projection."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import orjson
@@ -18,6 +19,8 @@ from synclog.record import Actor
 from . import errors
 from .authentication import ProviderCredentialAuthentication, ProviderRateThrottle
 from .schema import CORE_GROUP, CORE_USER, LIST_RESPONSE
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class ScimJSONParser(JSONParser):
@@ -64,7 +67,10 @@ class ScimView(APIView):
         return errors.scim_exception_handler
 
     def initial(self, request, *args, **kwargs):
-        request.scim_request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+        # The client's id is echoed in a response header and stored with history rows: only
+        # a plain token is taken over, anything else gets an id of our own.
+        given = request.headers.get("X-Request-ID", "")
+        request.scim_request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         super().initial(request, *args, **kwargs)
 
     def finalize_response(self, request, response, *args, **kwargs):

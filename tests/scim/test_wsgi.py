@@ -115,3 +115,23 @@ def test_an_oversized_chunked_body_is_refused_without_reading_it_all(scim, setti
     assert json.loads(answer)["status"] == "413"
     assert stream.tell() == 1001  # read one byte over the limit, no more
     assert not User.objects.filter(is_local=False).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("req-42.a:b_C", True),
+        ("x" * 64, True),
+        ("x" * 65, False),  # too long
+        ("two words", False),
+        ("<script>", False),
+        ("café", False),
+    ],
+)
+def test_a_client_request_id_is_echoed_only_when_it_is_a_plain_token(scim, given, kept):
+    response = scim.get("/ServiceProviderConfig", HTTP_X_REQUEST_ID=given)
+    assert response.status_code == 200
+    echoed = response["X-Request-ID"]
+    assert (echoed == given) is kept
+    assert 1 <= len(echoed) <= 64 and echoed.isascii()
