@@ -12,4 +12,5 @@ RUN pip install --no-cache-dir -c constraints.txt . \
  && mkdir -p /var/lib/gatehouse \
  && SECRET_KEY=build-only python manage.py collectstatic --noinput
 EXPOSE 8000
-CMD ["granian", "--interface=wsgi", "--host=0.0.0.0", "--port=8000", "--workers=2", "--blocking-threads=4", "--respawn-failed-workers", "--access-log", "console.wsgi:application"]
+# The web server as `manage.py serve` starts it (processes and threads from GATEHOUSE_WEB_*).
+CMD ["python", "manage.py", "serve", "--web-only", "--bind=0.0.0.0", "--port=8000"]

@@ -379,7 +379,7 @@ def main(argv=None) -> int:
 
         with open(log_path, "w") as log:
             server = subprocess.Popen(
-                web_server_command("127.0.0.1", port, args.workers),
+                web_server_command("127.0.0.1", port, args.workers, access_log=False),
                 cwd=ROOT,
                 env=env,
                 stdout=log,

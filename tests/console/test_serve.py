@@ -16,6 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.integration  # a real web server and a real Celery worker
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -28,8 +30,19 @@ def _children(pid: int) -> list[int]:
     return [int(line) for line in out.stdout.split()]
 
 
+def _group_gone(pgid: int, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 @pytest.fixture
-def served(tmp_path):
+def served(tmp_path, request):
     port = _free_port()
     env = {
         key: value
@@ -42,8 +55,9 @@ def served(tmp_path):
         ALLOWED_HOSTS="127.0.0.1",
     )
     log = open(tmp_path / "serve.log", "w+")  # noqa: SIM115 - read after the process ends
+    extra = getattr(request, "param", [])
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        [sys.executable, "manage.py", "serve", "--port", str(port), *extra],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -102,18 +116,22 @@ def test_serve_runs_the_console_and_scim_and_stops_cleanly(served):
         assert found.json()["totalResults"] == 1
         assert found.json()["Resources"][0]["id"] == made.json()["id"]
 
-    children = _children(proc.pid)
-    assert len(children) == 2  # the web server and the worker
+    assert len(_children(proc.pid)) == 2  # the web server and the worker
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
-    for pid in children:
-        for _ in range(50):
-            if not Path(f"/proc/{pid}").exists():
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail(f"child {pid} still runs after serve stopped")
+    # Nothing of it is left: web server, its worker processes, Celery and its pool.
+    assert _group_gone(proc.pid), "processes of serve still run after it stopped"
     log.seek(0)
     output = log.read()
     assert "This password is shown only once" in output
     assert "Gatehouse console:" in output
+
+
+@pytest.mark.parametrize("served", [["--web-only"]], indirect=True)
+def test_serve_web_only_runs_just_the_web_server_in_its_place(served):
+    proc, base, env, log = served  # no migrations here: containers run them as a service
+    assert httpx.get(f"{base}/console/login/").status_code == 200
+    assert "granian" in Path(f"/proc/{proc.pid}/cmdline").read_text()  # exec'd in place
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert _group_gone(proc.pid)

@@ -22,7 +22,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 
-def web_server_command(bind: str, port: int, workers: int = 0) -> list[str]:
+def web_server_command(
+    bind: str, port: int, workers: int = 0, *, access_log: bool = True
+) -> list[str]:
     """The web server's command line (bench/scim_load.py starts the same one)."""
     return [
         os.path.join(os.path.dirname(sys.executable), "granian"),
@@ -31,8 +33,12 @@ def web_server_command(bind: str, port: int, workers: int = 0) -> list[str]:
         f"--port={port}",
         f"--workers={workers or settings.GATEHOUSE_WEB_WORKERS}",
         f"--blocking-threads={settings.GATEHOUSE_WEB_THREADS}",
+        # Django's database connections belong to a thread: a thread that ended after its
+        # default 30 idle seconds took its connection (SQLite's page cache, PostgreSQL's
+        # prepared statements) with it. The longest granian allows.
+        "--blocking-threads-idle-timeout=600",
         "--respawn-failed-workers",
-        "--access-log",
+        "--access-log" if access_log else "--no-access-log",
         "console.wsgi:application",
     ]
 
@@ -43,8 +49,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--bind", default=os.environ.get("BIND", "127.0.0.1"))
+        parser.add_argument(
+            "--web-only",
+            action="store_true",
+            help="only the web server, in place of this process (containers: migrations and "
+            "workers run as their own services)",
+        )
 
-    def handle(self, *args, port: int, bind: str, **options):
+    def handle(self, *args, port: int, bind: str, web_only: bool = False, **options):
+        if web_only:
+            command = web_server_command(bind, port)
+            os.execv(command[0], command)  # signals go straight to the server
         call_command("migrate", interactive=False, verbosity=0)
         call_command("ensure_admin")
         children = {
