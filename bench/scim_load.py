@@ -270,6 +270,49 @@ def measure_external_id_eq(scim_base: str, secret: str, users: int, requests: in
     )
 
 
+def measure_floor(port: int, env: dict, requests: int = 2000) -> None:
+    """The web server serving bench/floor.py to the same client: the part of every row
+    above that is not Gatehouse (median of a POST with a create-sized body)."""
+    import statistics
+
+    import httpx
+
+    from console.management.commands.serve import web_server_command
+
+    command = web_server_command("127.0.0.1", port, 1, access_log=False)
+    command[-1] = "floor:app"
+    server = subprocess.Popen(
+        command, cwd=ROOT / "bench", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    try:
+        body = b'{"userName": "' + b"x" * 300 + b'"}'
+        headers = {"Content-Type": "application/scim+json", "Authorization": "Bearer x"}
+        latencies = []
+        with httpx.Client(timeout=10) as client:
+            deadline = time.perf_counter() + 30
+            while True:
+                try:
+                    client.post(f"http://127.0.0.1:{port}/", content=body, headers=headers)
+                    break
+                except httpx.TransportError:
+                    if time.perf_counter() > deadline:
+                        raise
+                    time.sleep(0.1)
+            for _ in range(requests):
+                started = time.perf_counter()
+                client.post(f"http://127.0.0.1:{port}/", content=body, headers=headers)
+                latencies.append((time.perf_counter() - started) * 1000)
+        latencies = sorted(latencies[requests // 5 :])
+        print(
+            f"floor      web server + client, no application: median "
+            f"{statistics.median(latencies):.2f} ms p95 "
+            f"{latencies[int(0.95 * len(latencies)) - 1]:.2f} ms",
+            flush=True,
+        )
+    finally:
+        stop(server)
+
+
 def measure_concurrent_creates(scim_base: str, secret: str, connections: int, seconds: float):
     """Creates over several keep-alive connections at once, as identity providers push on a
     first sync (the shared workload's creates use one connection, one request at a time).
@@ -359,6 +402,7 @@ def main(argv=None) -> int:
         import django
 
         django.setup()
+        measure_floor(free_port(), env)
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
         from django.core.management import call_command
         from django.db import connections
