@@ -37,7 +37,7 @@ from .models import (
     UserStatus,
 )
 from .prepared import CompiledQuery
-from .writes import insert, update_columns
+from .writes import insert, update_columns, update_columns_later
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +133,9 @@ def _sync(
 
 
 def _set_status(user: User, status: str, now) -> None:
-    update_columns(user, status=status, updated_at=now)
+    # Through synclog.later (in a SCIM write, at the end of its work; elsewhere at once):
+    # the row is locked, and the services answer from the instance, never re-read it.
+    update_columns_later(user, status=status, updated_at=now)
 
 
 def _close(row: PendingDeactivation, state: str, now) -> None:

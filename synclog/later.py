@@ -2,8 +2,9 @@
 
 A SCIM create or deprovision ends with writes nothing reads back in the request: its
 sync-log and audit rows, the provider's user count, the link's version, the new user's
-roles. On PostgreSQL each was a round trip of its own (0.1-0.25 ms on a small machine,
-more than the statement itself). Inside ``together()`` they are queued and sent when the
+roles, the user's status (its row is locked and the services answer from the instance).
+On PostgreSQL each was a round trip of its own (0.1-0.25 ms on a small machine, more than
+the statement itself). Inside ``together()`` they are queued and sent when the
 block ends, still inside the transaction: on PostgreSQL in one round trip (psycopg's
 pipeline mode), elsewhere one after another. Outside ``together()`` (console, Celery
 tasks, commands) ``run`` executes at once.
