@@ -23,7 +23,7 @@ def update_columns(instance, **values) -> None:
 
 def update_columns_later(instance, **values) -> None:
     """``update_columns`` through ``synclog.later``: for a write nothing reads back in the
-    request (a version bump) and that cannot fail on a constraint."""
+    request (a version bump, a locked user's status) and that cannot fail on a constraint."""
     later.run(*_update(instance, values))
 
 
