@@ -15,6 +15,8 @@ from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.wsgi import get_wsgi_application
 
+from console import warm_up
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 console_application = get_wsgi_application()  # sets Django up
 
@@ -38,6 +40,9 @@ if settings.DATABASES["default"]["ENGINE"] == "console.sqlite3":
 
     # WAL checkpoints beside requests instead of inside every ~35th create.
     checkpoint.start(settings.DATABASES["default"]["NAME"])
+
+warm_up.start()  # the URLconf and the broker, before the first request needs them
+
 _SCIM_PREFIX = "/scim/"
 
 
