@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.db import connection
 
 from synclog import later
-from synclog.column_values import Prepared
+from synclog.column_values import InsertStatement, Prepared
 
 
 def update_columns(instance, **values) -> None:
@@ -61,23 +61,17 @@ def insert(instance, *, ignore_conflicts: bool = False) -> bool:
 
     ``ignore_conflicts``: a row that would break a unique constraint is not inserted (no error,
     the transaction goes on) and False is returned."""
-    model = type(instance)
-    plan = _insert_plans.get((model, ignore_conflicts)) or _insert_plan(model, ignore_conflicts)
-    fields, prepared, sql, returning = plan
-    params = prepared.values([field.pre_save(instance, add=True) for field in fields], connection)
+    sql, params, returning = _insert(instance, ignore_conflicts)
     with connection.cursor() as cursor:
+        cursor.execute(sql, params)
         if returning:
-            cursor.execute(sql, params)
             row = cursor.fetchone()
-            if row is None:
-                return False
-            new_pk = row[0]
+            new_pk = None if row is None else row[0]
         else:  # SQLite before 3.35
-            cursor.execute(sql, params)
-            if cursor.rowcount == 0:
-                return False
-            new_pk = cursor.lastrowid
-    setattr(instance, model._meta.pk.attname, new_pk)
+            new_pk = cursor.lastrowid if cursor.rowcount else None
+    if new_pk is None:
+        return False
+    setattr(instance, type(instance)._meta.pk.attname, new_pk)
     instance._state.adding = False
     instance._state.db = connection.alias
     return True
@@ -86,31 +80,33 @@ def insert(instance, *, ignore_conflicts: bool = False) -> bool:
 def insert_later(instance) -> None:
     """INSERT ``instance`` through ``synclog.later``, without reading its primary key back:
     for a row nothing in the request reads (a new user's roles) and that cannot conflict."""
-    model = type(instance)
-    plan = _insert_plans.get((model, "later")) or _insert_plan(model, "later")
-    fields, prepared, sql, _ = plan
-    later.run(
-        sql, prepared.values([field.pre_save(instance, add=True) for field in fields], connection)
-    )
+    sql, params, _ = _insert(instance, "later")
+    later.run(sql, params)
 
 
 _insert_plans: dict = {}
 
 
+def _insert(instance, kind) -> tuple[str, list, bool]:
+    """The INSERT of ``instance``: SQL, prepared values, and whether it returns the new key.
+    ``kind``: ``ignore_conflicts`` (a bool), or "later" (no RETURNING)."""
+    model = type(instance)
+    plan = _insert_plans.get((model, kind)) or _insert_plan(model, kind)
+    fields, prepared, sql, returning = plan
+    params = prepared.values([field.pre_save(instance, add=True) for field in fields], connection)
+    return sql, params, returning
+
+
 def _insert_plan(model, kind):
-    """The INSERT statement for ``model``, written once per process (one database per process:
-    settings choose it once). ``kind``: ``ignore_conflicts`` (a bool), or "later" (no
-    RETURNING)."""
-    quote = connection.ops.quote_name
+    """The statement for ``model``, written once per process (one database per process:
+    settings choose it once)."""
     fields = [field for field in model._meta.concrete_fields if not field.primary_key]
-    columns = ", ".join(quote(field.column) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"
+    statement = InsertStatement(model, fields, connection)
+    sql = statement.sql()
     if kind is True:
         sql += " ON CONFLICT DO NOTHING"
     returning = kind != "later" and connection.features.can_return_columns_from_insert
     if returning:
-        sql += f" RETURNING {quote(model._meta.pk.column)}"
-    plan = (fields, Prepared(fields), sql, returning)
-    _insert_plans[model, kind] = plan
+        sql += f" RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
+    plan = _insert_plans[model, kind] = (fields, statement.prepared, sql, returning)
     return plan

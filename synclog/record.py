@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from . import later
-from .column_values import Prepared
+from .column_values import InsertStatement
 from .models import ActorKind, AuditLogEntry, RejectedRequest, SyncChange, SyncLogEntry
 
 
@@ -54,20 +54,15 @@ class _Insert:
     returned."""
 
     def __init__(self, model, attnames: tuple[str, ...]):
-        quote = connection.ops.quote_name
         fields = [model._meta.get_field(name) for name in attnames]
-        self.prepared = Prepared(fields)
-        columns = ", ".join(quote(field.column) for field in fields)
-        self.head = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES "
-        self.row = "({})".format(", ".join(["%s"] * len(fields)))
+        self.statement = InsertStatement(model, fields, connection)
 
     def run(self, rows: list[tuple]) -> None:
         if not rows:
             return
         # Through synclog.later: history is never read back in the request that writes it.
-        later.run(
-            self.head + ", ".join([self.row] * len(rows)), self.prepared.rows(rows, connection)
-        )
+        statement = self.statement
+        later.run(statement.sql(len(rows)), statement.prepared.rows(rows, connection))
 
 
 _SYNC_COLUMNS = (

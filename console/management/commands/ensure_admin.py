@@ -9,6 +9,17 @@ from django.db import transaction
 from identity.models import IDENTITY_ADMIN_ROLE, Role, User
 
 
+def _default_username() -> str:
+    """admin@<console host>, or admin@gatehouse.local when the host is no mail domain
+    (localhost, an IP address)."""
+    username = f"admin@{settings.GATEHOUSE_HOST}"
+    try:
+        validate_email(username)
+    except ValidationError:
+        return "admin@gatehouse.local"
+    return username if "." in settings.GATEHOUSE_HOST else "admin@gatehouse.local"
+
+
 class Command(BaseCommand):
     help = "Create the first console administrator if there is none, and print its sign-in once."
 
@@ -22,21 +33,12 @@ class Command(BaseCommand):
         if User.objects.filter(is_superuser=True).exists():
             self.stdout.write("An administrator already exists; no sign-in printed.")
             return
-        if username:
-            try:
-                validate_email(username)
-            except ValidationError:
-                raise CommandError(f"--username {username!r} is not an email address.") from None
-        else:
-            username = f"admin@{settings.GATEHOUSE_HOST}"
-            try:
-                validate_email(username)
-                if "." not in settings.GATEHOUSE_HOST:
-                    raise ValidationError("localhost")
-            except ValidationError:  # localhost, an IP address: not a mail domain
-                username = "admin@gatehouse.local"
+        username = username or _default_username()
         password = secrets.token_urlsafe(18)
-        admin = User.objects.create_superuser(username, password)
+        try:
+            admin = User.objects.create_superuser(username, password)  # validates the email
+        except ValidationError:
+            raise CommandError(f"--username {username!r} is not an email address.") from None
         admin.roles.add(Role.objects.get(name=IDENTITY_ADMIN_ROLE))
         self.stdout.write(
             self.style.SUCCESS("First administrator created. This password is shown only once:")
