@@ -27,6 +27,12 @@ def start() -> None:
             resolver.resolve(path)
         except Resolver404:  # pragma: no cover - both paths exist
             pass
+    from console.celery import app
+
+    # The transport's modules (kombu's, SQLAlchemy for the embedded broker) are imported here,
+    # not in the thread: a daemon thread caught mid-import when the process exits can hang it.
+    with app.connection_for_write() as connection:
+        connection.transport  # noqa: B018 - creating it imports, it does not connect
     threading.Thread(target=open_broker, name="broker-warm-up", daemon=True).start()
 
 

@@ -38,6 +38,9 @@ def web_server_command(
         # prepared statements) with it. The longest granian allows.
         "--blocking-threads-idle-timeout=600",
         "--respawn-failed-workers",
+        # A worker that has not stopped 10 s after SIGTERM is killed: stopping never hangs
+        # (a daemon thread caught mid-import at interpreter exit can block it for good).
+        "--workers-kill-timeout=10",
         "--access-log" if access_log else "--no-access-log",
         "console.wsgi:application",
     ]
