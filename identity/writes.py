@@ -79,9 +79,14 @@ def insert(instance, *, ignore_conflicts: bool = False) -> bool:
 
 def insert_later(instance) -> None:
     """INSERT ``instance`` through ``synclog.later``, without reading its primary key back:
-    for a row nothing in the request reads (a new user's roles) and that cannot conflict."""
-    sql, params, _ = _insert(instance, "later")
+    for a row nothing in the request reads and that cannot conflict (a new user's roles), or
+    one whose key was taken ahead (identity/keys.py) in a write sent as one transaction."""
+    keyed = instance.pk is not None
+    sql, params, _ = _insert(instance, "later-keyed" if keyed else "later")
     later.run(sql, params)
+    if keyed:
+        instance._state.adding = False
+        instance._state.db = connection.alias
 
 
 _insert_plans: dict = {}
@@ -89,7 +94,8 @@ _insert_plans: dict = {}
 
 def _insert(instance, kind) -> tuple[str, list, bool]:
     """The INSERT of ``instance``: SQL, prepared values, and whether it returns the new key.
-    ``kind``: ``ignore_conflicts`` (a bool), or "later" (no RETURNING)."""
+    ``kind``: ``ignore_conflicts`` (a bool), "later" (no RETURNING), or "later-keyed" (the
+    primary key given, no RETURNING)."""
     model = type(instance)
     plan = _insert_plans.get((model, kind)) or _insert_plan(model, kind)
     fields, prepared, sql, returning = plan
@@ -100,12 +106,13 @@ def _insert(instance, kind) -> tuple[str, list, bool]:
 def _insert_plan(model, kind):
     """The statement for ``model``, written once per process (one database per process:
     settings choose it once)."""
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    keyed = kind == "later-keyed"
+    fields = [field for field in model._meta.concrete_fields if keyed or not field.primary_key]
     statement = InsertStatement(model, fields, connection)
     sql = statement.sql()
     if kind is True:
         sql += " ON CONFLICT DO NOTHING"
-    returning = kind != "later" and connection.features.can_return_columns_from_insert
+    returning = kind in (True, False) and connection.features.can_return_columns_from_insert
     if returning:
         sql += f" RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
     plan = _insert_plans[model, kind] = (fields, statement.prepared, sql, returning)

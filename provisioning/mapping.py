@@ -10,6 +10,9 @@ from identity.prepared import CompiledQuery
 
 from .models import Provider
 
+# The default organization and its default roles, sorted by name.
+Placement = tuple[Organization, list[Role]]
+
 _PLACEMENT = CompiledQuery(
     lambda: Organization.objects.filter(is_default=True).values_list(
         "id", "name", "default_roles__id", "default_roles__name"
@@ -17,7 +20,7 @@ _PLACEMENT = CompiledQuery(
 )
 
 
-def initial_placement(provider: Provider) -> tuple[Organization, list[Role]]:
+def initial_placement(provider: Provider) -> Placement:
     """The default organization and its default roles, in one query (it runs on every
     create). The default organization is the root, so its roles are its own: nothing is
     inherited."""

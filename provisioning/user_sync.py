@@ -16,6 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from identity import keys
 from identity import services as identity_services
 from identity.countries import ISO_3166_ALPHA_2
 from identity.models import User, UserStatus
@@ -199,14 +200,41 @@ def _take_back(provider: Provider, user: User, state: dict, *, actor: Actor) -> 
     return _apply(link, state, actor=actor, adopting=True)
 
 
-@transaction.atomic(savepoint=False)
-def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> ProviderUser:
-    """POST /Users. A non-local user this provider removed earlier is taken back.
+def create_user(
+    provider: Provider,
+    state: dict[str, Any],
+    *,
+    actor: Actor,
+    placement: mapping.Placement | None = None,
+) -> ProviderUser:
+    """POST /Users, as one transaction of its own (or part of the caller's, when it has one).
+    A non-local user this provider removed earlier is taken back. ``placement``: the default
+    organization and roles, when the caller read them already (with the credential).
 
     Most pushes are new people, so the insert is tried first and a collision (rare) is
-    explained afterwards: no lookup runs before every create."""
+    explained afterwards: no lookup runs before every create. On PostgreSQL an active new
+    user is written in one round trip, COMMIT included (``synclog.later.one_transaction``,
+    keys taken ahead by ``identity.keys``); a collision there writes nothing and the checked
+    path below runs, reading what collided."""
     state = _validated(provider, state, None)
-    organization, roles = mapping.initial_placement(provider)
+    placement = placement or mapping.initial_placement(provider)
+    if state["active"] and keys.available() and not connection.in_atomic_block:
+        try:
+            with later.one_transaction():
+                return _insert_new(provider, state, placement, actor=actor, keyed=True)
+        except IntegrityError:
+            pass  # userName or externalId taken (or a race): explained below
+    with transaction.atomic(), later.together():  # a savepoint only inside a caller's transaction
+        return _insert_new(provider, state, placement, actor=actor, keyed=False)
+
+
+def _insert_new(
+    provider: Provider, state: dict, placement: mapping.Placement, *, actor: Actor, keyed: bool
+) -> ProviderUser:
+    """The rows of a new user: the user, its link, roles, count and history. ``keyed``: keys
+    taken ahead and every write queued (inside ``later.one_transaction``); otherwise each
+    insert asks the unique indexes and a collision is explained (or the user taken back)."""
+    organization, roles = placement
     now = timezone.now()
     user = User(
         organization=organization,
@@ -216,30 +244,38 @@ def create_user(provider: Provider, state: dict[str, Any], *, actor: Actor) -> P
         **{column: state[field] for field, column in USER_COLUMNS.items()},
     )
     user.set_unusable_password()
-    # ON CONFLICT DO NOTHING instead of a savepoint: a collision on the userName index leaves
-    # the transaction usable, and _check_collisions explains it (or takes the user back).
-    if not insert(user, ignore_conflicts=True):
-        adopted = _check_collisions(provider, state, None)
-        if adopted is None:  # a concurrent create took the userName first
-            raise ProvisioningError(
-                f"A user with userName {state['username']!r} already exists.", kind="conflict"
-            )
-        return _take_back(provider, adopted, state, actor=actor)
-    for role in roles:
-        insert_later(User.roles.through(user_id=user.pk, role_id=role.pk))
     link = ProviderUser(
         provider=provider,
-        user=user,
         external_id=state["external_id"],
         org_attribute=state["org_attribute"],
         created_at=now,
     )
-    if not insert(link, ignore_conflicts=True):  # the (provider, externalId) index decides
-        # The request's transaction rolls back the user inserted above.
-        raise ProvisioningError(
-            f"externalId {state['external_id']!r} is already used by another user.",
-            kind="conflict",
-        )
+    if keyed:
+        keys.assign(user, link)
+        insert_later(user)
+        link.user = user
+        insert_later(link)
+    else:
+        # ON CONFLICT DO NOTHING instead of a savepoint: a collision on the userName index
+        # leaves the transaction usable, and _check_collisions explains it (or takes the
+        # user back).
+        if not insert(user, ignore_conflicts=True):
+            adopted = _check_collisions(provider, state, None)
+            if adopted is None:  # a concurrent create took the userName first
+                raise ProvisioningError(
+                    f"A user with userName {state['username']!r} already exists.",
+                    kind="conflict",
+                )
+            return _take_back(provider, adopted, state, actor=actor)
+        link.user = user
+        if not insert(link, ignore_conflicts=True):  # the (provider, externalId) index decides
+            # The request's transaction rolls back the user inserted above.
+            raise ProvisioningError(
+                f"externalId {state['external_id']!r} is already used by another user.",
+                kind="conflict",
+            )
+    for role in roles:
+        insert_later(User.roles.through(user_id=user.pk, role_id=role.pk))
     _count_link(provider, +1)
     changes = [
         (SyncChange.USER_ADDED, "userName", None, user.username),

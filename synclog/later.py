@@ -64,6 +64,32 @@ def together():
     _send(queue.statements)
 
 
+@contextmanager
+def one_transaction():
+    """Queue every ``run`` statement of this block and send them when it ends as one
+    all-or-nothing transaction in one round trip (see above). PostgreSQL only, never inside
+    a transaction; the block must not read. A failed statement raises Django's error
+    (``IntegrityError`` for a unique or foreign key violation) with nothing written."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        raise RuntimeError("one_transaction() needs PostgreSQL and no open transaction")
+    if getattr(_local, "queue", None) is not None:
+        raise RuntimeError("synclog.later blocks do not nest")
+    queue = _Queue(0)
+    _local.queue = queue
+    try:
+        yield
+    finally:
+        _local.queue = None
+    if not queue.statements:
+        return
+    with connection.cursor() as cursor:
+        # Django's connection is in autocommit outside a transaction, so psycopg sends no
+        # BEGIN: the pipeline's single Sync commits the lot.
+        with connection.wrap_database_errors, connection.connection.pipeline():
+            for sql, params in queue.statements:
+                cursor.execute(sql, params)
+
+
 def _send(statements: list[tuple[str, list]]) -> None:
     if not statements:
         return

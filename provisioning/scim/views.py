@@ -224,9 +224,8 @@ class UsersView(UserResourceMixin, ScimView):
 
     def post(self, request, provider_slug):
         adapter = UserAdapter.from_resource(self.json_body())
-        try:
-            with transaction.atomic(), later.together():
-                link = user_sync.create_user(self.provider, adapter.state, actor=self.actor)
+        try:  # its own transaction (user_sync writes it in one round trip where it can)
+            link = user_sync.create_user(self.provider, adapter.state, actor=self.actor)
         except user_sync.ProvisioningError as exc:
             raise _provisioning_error(exc) from None
         return self.respond(link, status=201)

@@ -84,3 +84,24 @@ def test_on_postgresql_the_queue_goes_out_in_one_pipeline():
         later.run(INSERT, ["b"])
     assert pipelined == [True, True]
     assert labels() == ["a", "b"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pipeline mode is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_one_transaction_commits_all_or_nothing_without_begin():
+    with later.one_transaction():
+        later.run(INSERT, ["a"])
+        later.run(INSERT, ["b"])
+        assert labels() == []  # queued: the block must not read what it writes
+    assert labels() == ["a", "b"]
+    with pytest.raises(IntegrityError), later.one_transaction():
+        later.run(INSERT, ["sent, then rolled back"])
+        later.run(INSERT.replace("VALUES (CURRENT_TIMESTAMP", "VALUES (NULL"), ["bad"])
+        later.run(INSERT, ["never run"])
+    assert labels() == ["a", "b"]  # the server rolled the first one back with the failure
+    assert connection.connection.info.transaction_status == 0  # idle: nothing left open
+
+
+def test_one_transaction_refuses_an_open_transaction():
+    with pytest.raises(RuntimeError), transaction.atomic(), later.one_transaction():
+        pass

@@ -1,0 +1,133 @@
+"""POST /Users on PostgreSQL outside a transaction: the create is sent as one pipeline that the
+server commits as one implicit transaction (provisioning/user_sync.py, synclog/later.py,
+identity/keys.py). Most tests run inside a test transaction, where the checked path runs;
+these run as the server does, with the real commit, and check that both paths write the
+same rows and that a collision in the fast path leaves nothing behind."""
+
+import pytest
+from django.db import connection
+
+from identity import keys
+from identity.models import User
+from provisioning.models import Provider, ProviderUser
+from synclog.models import AuditLogEntry, SyncLogEntry
+
+from .conftest import new_user
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's pipeline"),
+]
+
+
+@pytest.fixture
+def checked_path_only(monkeypatch):
+    monkeypatch.setattr(keys, "available", lambda: False)
+
+
+def rows_of(username: str) -> dict:
+    """Everything a create wrote for ``username``, without keys and times."""
+    user = User.objects.get(username=username)
+    link = ProviderUser.objects.get(user=user)
+    return {
+        "user": (user.organization_id, user.status, user.given_name, user.family_name,
+                 user.email, user.has_usable_password()),
+        "roles": sorted(user.roles.values_list("name", flat=True)),
+        "link": (link.provider_id, link.external_id, link.version),
+        "sync": sorted(
+            SyncLogEntry.objects.filter(user_id=user.pk).values_list(
+                "change_type", "attribute", "old_value", "new_value", "provider_id",
+                "user_label",
+            )
+        ),
+        "audit": list(
+            AuditLogEntry.objects.filter(target_label=username).values_list(
+                "actor_kind", "actor_label", "action"
+            )
+        ),
+    }  # fmt: skip
+
+
+def statements_sent(scim, body) -> tuple[object, list[bool]]:
+    """The response, and for each statement whether it went out inside a pipeline."""
+    pipelined = []
+
+    def spy(execute, sql, params, many, context):
+        pipelined.append(connection.connection._pipeline is not None)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        response = scim.post("/Users", body)
+    return response, pipelined
+
+
+def test_a_create_is_one_pipeline_after_the_provider_read(scim):
+    scim.post("/Users", new_user(1))  # the process's first create also takes a block of keys
+    response, pipelined = statements_sent(scim, new_user(2))
+    assert response.status_code == 201, response.content
+    # The provider (authentication), the default placement, then every write in one go.
+    assert pipelined[:2] == [False, False]
+    assert pipelined[2:] and all(pipelined[2:])
+    assert response.json()["id"] == str(ProviderUser.objects.get(external_id="ext-2").scim_id)
+
+
+def test_both_paths_write_the_same_rows(scim, monkeypatch):
+    assert scim.post("/Users", new_user(9101)).status_code == 201
+    monkeypatch.setattr(keys, "available", lambda: False)
+    assert scim.post("/Users", new_user(9102)).status_code == 201
+
+    def same_person(n: int) -> str:  # the rows of user n, with n taken out
+        return repr(rows_of(f"user{n}@example.com")).replace(str(n), "N")
+
+    assert same_person(9101) == same_person(9102)
+    fast = rows_of("user9101@example.com")
+    assert fast["roles"] == ["Desktop User"] and len(fast["sync"]) == 3 and fast["audit"]
+    assert Provider.objects.get(pk=scim.provider.pk).user_count == 2
+
+
+def test_a_user_name_collision_writes_nothing_and_is_explained(scim, other_scim):
+    assert other_scim.post("/Users", new_user(1)).status_code == 201
+    before = (User.objects.count(), SyncLogEntry.objects.count(), AuditLogEntry.objects.count())
+    response = scim.post("/Users", new_user(1, userName="USER1@example.com", externalId="x"))
+    assert response.status_code == 409, response.content
+    assert "another provider" in response.json()["detail"]
+    after = (User.objects.count(), SyncLogEntry.objects.count(), AuditLogEntry.objects.count())
+    assert after[0] == before[0] and after[1] == before[1]
+    assert Provider.objects.get(pk=scim.provider.pk).user_count == 0
+
+
+def test_an_external_id_collision_leaves_no_user_behind(scim):
+    assert scim.post("/Users", new_user(1)).status_code == 201
+    response = scim.post("/Users", new_user(2, externalId="ext-1"))
+    assert response.status_code == 409, response.content
+    assert "externalId" in response.json()["detail"]
+    assert not User.objects.filter(username="user2@example.com").exists()
+    assert Provider.objects.get(pk=scim.provider.pk).user_count == 1
+
+
+def test_a_user_this_provider_removed_is_taken_back(scim):
+    created = scim.post("/Users", new_user(1)).json()
+    assert scim.delete(f"/Users/{created['id']}").status_code == 204
+    again = scim.post("/Users", new_user(1))
+    assert again.status_code == 201, again.content
+    assert User.objects.filter(username="user1@example.com").count() == 1
+
+
+def test_an_inactive_create_takes_the_checked_path(scim):
+    response, pipelined = statements_sent(scim, new_user(1, active=False))
+    assert response.status_code == 201, response.content
+    assert response.json()["active"] is False
+    assert not all(pipelined)
+
+
+def test_keys_come_in_blocks_and_never_repeat(scim):
+    users = [User(username=f"k{i}@example.com") for i in range(keys.BLOCK + 3)]
+    links = [ProviderUser() for _ in users]
+    for user, link in zip(users, links, strict=True):
+        keys.assign(user, link)
+    user_keys = [user.pk for user in users]
+    assert len(set(user_keys)) == len(user_keys) and user_keys == sorted(user_keys)
+    assert len({link.pk for link in links}) == len(links)
+    # Rows inserted with the database's own keys meanwhile never collide with them.
+    made = User.objects.create_user("db-chosen@example.com", "a long enough password")
+    assert made.pk not in user_keys
