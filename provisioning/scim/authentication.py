@@ -18,6 +18,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from identity.prepared import CompiledQuery
 from provisioning import credentials
+from provisioning.mapping import provider_with_placement
 from provisioning.models import AuthType, Provider
 
 
@@ -44,8 +45,14 @@ def provider_by_slug(slug: str) -> Provider | None:
 
 
 def provider_for_request(view) -> Provider | None:
+    """The provider the URL names, read once per request. A view that creates users
+    (``placement_on_post``) gets, on POST, where they land with it: ``view.placement``."""
     if not hasattr(view, "_provider_lookup"):
-        view._provider_lookup = provider_by_slug(view.kwargs.get("provider_slug", ""))
+        slug = view.kwargs.get("provider_slug", "")
+        if getattr(view, "placement_on_post", False) and view.request.method == "POST":
+            view._provider_lookup, view.placement = provider_with_placement(slug)
+        else:
+            view._provider_lookup = provider_by_slug(slug)
     return view._provider_lookup
 
 

@@ -199,6 +199,9 @@ def _provisioning_error(exc: user_sync.ProvisioningError) -> errors.ScimError:
 
 
 class UsersView(UserResourceMixin, ScimView):
+    placement_on_post = True  # read with the provider (authentication.provider_for_request)
+    placement = None
+
     def get(self, request, provider_slug):
         provider = self.provider
         params = request.query_params
@@ -225,7 +228,9 @@ class UsersView(UserResourceMixin, ScimView):
     def post(self, request, provider_slug):
         adapter = UserAdapter.from_resource(self.json_body())
         try:  # its own transaction (user_sync writes it in one round trip where it can)
-            link = user_sync.create_user(self.provider, adapter.state, actor=self.actor)
+            link = user_sync.create_user(
+                self.provider, adapter.state, actor=self.actor, placement=self.placement
+            )
         except user_sync.ProvisioningError as exc:
             raise _provisioning_error(exc) from None
         return self.respond(link, status=201)
@@ -281,6 +286,8 @@ class UnknownEndpointView(ScimView):
 
 
 class UsersSearchView(UsersView):
+    placement_on_post = False  # its POST is a search
+
     def post(self, request, provider_slug):
         use_search_body(request)
         return self.get(request, provider_slug)
