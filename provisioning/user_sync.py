@@ -224,7 +224,7 @@ def create_user(
                 return _insert_new(provider, state, placement, actor=actor, keyed=True)
         except IntegrityError:
             pass  # userName or externalId taken (or a race): explained below
-    with transaction.atomic(), later.together():  # a savepoint only inside a caller's transaction
+    with later.transaction():  # a savepoint only inside a caller's transaction
         return _insert_new(provider, state, placement, actor=actor, keyed=False)
 
 

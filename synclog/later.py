@@ -23,6 +23,7 @@ import threading
 from contextlib import contextmanager
 
 from django.db import connection
+from django.db import transaction as db_transaction
 
 _local = threading.local()  # the web server runs requests on several threads
 
@@ -65,6 +66,26 @@ def together():
 
 
 @contextmanager
+def transaction():
+    """``transaction.atomic()`` around ``together()``, for a request's whole write: when it
+    is the outermost transaction on PostgreSQL, the COMMIT goes out in the pipeline of the
+    queued statements, one round trip for both (psycopg's ``commit()`` on the idle
+    connection Django then calls sends nothing). Inside a caller's transaction (a test's)
+    it is a savepoint, as ``atomic()`` makes, and commits nothing."""
+    with db_transaction.atomic():
+        if getattr(_local, "queue", None) is not None:
+            raise RuntimeError("synclog.later blocks do not nest")
+        queue = _Queue(_savepoints())
+        _local.queue = queue
+        try:
+            yield
+        finally:
+            _local.queue = None
+        outermost = len(connection.atomic_blocks) == 1 and not connection.needs_rollback
+        _send(queue.statements, commit=outermost and connection.vendor == "postgresql")
+
+
+@contextmanager
 def one_transaction():
     """Queue every ``run`` statement of this block and send them when it ends as one
     all-or-nothing transaction in one round trip (see above). PostgreSQL only, never inside
@@ -90,11 +111,16 @@ def one_transaction():
                 cursor.execute(sql, params)
 
 
-def _send(statements: list[tuple[str, list]]) -> None:
+def _send(statements: list[tuple[str, list]], *, commit: bool = False) -> None:
     if not statements:
         return
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql" and len(statements) > 1:
+        if commit:  # PostgreSQL, the outermost block: the COMMIT goes with the statements
+            with connection.wrap_database_errors, connection.connection.pipeline():
+                for sql, params in statements:
+                    cursor.execute(sql, params)
+                connection.connection.execute("COMMIT", prepare=False)
+        elif connection.vendor == "postgresql" and len(statements) > 1:
             # One round trip: the statements go out back to back and the pipeline's end
             # waits for all their results and raises the first error, which may come out
             # of psycopg there rather than from an execute: wrapped as Django's, as

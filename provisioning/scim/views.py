@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet, ValidationError
-from django.db import transaction
 from django.http import HttpResponse
 from rest_framework.response import Response
 
@@ -246,7 +245,7 @@ class UserDetailView(UserResourceMixin, ScimView):
     def put(self, request, provider_slug, scim_id):
         body = self.json_body()
         try:
-            with transaction.atomic(), later.together():
+            with later.transaction():
                 link = self.get_link(scim_id, for_update=True)
                 check_if_match(request, etag(link))
                 adapter = UserAdapter.from_resource(body, current=state_of(link))
@@ -258,7 +257,7 @@ class UserDetailView(UserResourceMixin, ScimView):
     def patch(self, request, provider_slug, scim_id):
         body = self.json_body()
         try:
-            with transaction.atomic(), later.together():
+            with later.transaction():
                 link = self.get_link(scim_id, for_update=True)
                 check_if_match(request, etag(link))
                 adapter = UserAdapter(state_of(link))
@@ -269,7 +268,7 @@ class UserDetailView(UserResourceMixin, ScimView):
         return self.respond(link)
 
     def delete(self, request, provider_slug, scim_id):
-        with transaction.atomic(), later.together():
+        with later.transaction():
             link = self.get_link(scim_id, for_update=True)
             check_if_match(request, etag(link))
             user_sync.remove_user(link, actor=self.actor)

@@ -105,3 +105,48 @@ def test_one_transaction_commits_all_or_nothing_without_begin():
 def test_one_transaction_refuses_an_open_transaction():
     with pytest.raises(RuntimeError), transaction.atomic(), later.one_transaction():
         pass
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pipeline mode is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_block_commits_in_the_pipeline_of_its_statements():
+    sent = []
+
+    def spy(execute, sql, params, many, context):
+        sent.append((sql, connection.connection._pipeline is not None))
+        return execute(sql, params, many, context)
+
+    committed_by_django = []
+    with connection.execute_wrapper(spy), later.transaction():
+        later.run(INSERT, ["a"])
+        later.run(INSERT, ["b"])
+        transaction.on_commit(lambda: committed_by_django.append(True))
+    assert [pipelined for _, pipelined in sent] == [True, True]
+    assert labels() == ["a", "b"]
+    assert committed_by_django == [True]  # Django's commit still ran its hooks
+    assert connection.connection.info.transaction_status == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_transaction_block_commits_nothing():
+    with pytest.raises(IntegrityError), later.transaction():
+        later.run(INSERT, ["a"])
+        later.run(INSERT.replace("VALUES (CURRENT_TIMESTAMP", "VALUES (NULL"), ["bad"])
+    assert labels() == []
+    with pytest.raises(LookupError), later.transaction():
+        later.run(INSERT, ["a"])
+        raise LookupError
+    assert labels() == []
+
+
+def test_a_transaction_block_inside_a_transaction_is_a_savepoint():
+    with transaction.atomic():
+        with later.transaction():
+            later.run(INSERT, ["kept"])
+        try:
+            with later.transaction():
+                later.run(INSERT, ["rolled back"])
+                raise ValueError
+        except ValueError:
+            pass
+        assert labels() == ["kept"]
