@@ -230,28 +230,22 @@ def guard_is_tripped(provider_id: int | None) -> bool:
     ).exists()
 
 
-def _guard_reading(provider_id: int, window_start) -> tuple[bool, int]:
-    """Whether the provider's guard is tripped, and how many deprovisions it made since the
-    window started (or since its guard was last resolved, when that is later).
-
-    One statement: it runs on every deprovision, and three ORM queries cost more than the
-    rest of the decision."""
+def guard_reading_sql(provider_id: int, now) -> tuple[str, list]:
+    """The guard's reading: one row, whether the provider's guard is tripped and how many
+    deprovisions it made since the window started (or since its guard was last resolved,
+    when that is later). One statement, sent with the INSERT of the deprovision's row (one
+    round trip, identity.writes.insert_then_read): it runs on every deprovision."""
     quote = connection.ops.quote_name
     guard = quote(DeprovisionGuard._meta.db_table)
     pending = quote(PendingDeactivation._meta.db_table)
-    since = connection.ops.adapt_datetimefield_value(window_start)
+    since = connection.ops.adapt_datetimefield_value(now - settings.GATEHOUSE_GUARD_WINDOW)
     sql = (
         f"SELECT EXISTS (SELECT 1 FROM {guard} WHERE provider_id = %s AND state = %s), "
         f"(SELECT COUNT(*) FROM {pending} WHERE provider_id = %s AND created_at > COALESCE("
         f"(SELECT MAX(resolved_at) FROM {guard} WHERE provider_id = %s AND resolved_at > %s), "
         f"%s))"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql, [provider_id, GuardState.TRIPPED, provider_id, provider_id, since, since]
-        )
-        tripped, count = cursor.fetchone()
-    return bool(tripped), count
+    return sql, [provider_id, GuardState.TRIPPED, provider_id, provider_id, since, since]
 
 
 def guard_holds_provider(
@@ -260,6 +254,7 @@ def guard_holds_provider(
     actor: Actor,
     now,
     scheduled: PendingDeactivation,
+    reading: tuple,
 ) -> bool:
     """Whether the provider's deactivations are held, tripping the guard when this deprovision
     (``scheduled``, already saved) takes the provider past its threshold.
@@ -271,7 +266,8 @@ def guard_holds_provider(
     provider_id, provider_label = provider
     if provider_id is None:
         return False
-    tripped, count = _guard_reading(provider_id, now - settings.GATEHOUSE_GUARD_WINDOW)
+    # ``reading``: the row of ``guard_reading_sql``, read right after ``scheduled`` was saved.
+    tripped, count = reading
     if tripped:
         return True
     if count <= settings.GATEHOUSE_GUARD_MIN:  # cheap exit: below the floor it cannot trip

@@ -37,7 +37,7 @@ from .models import (
     UserStatus,
 )
 from .prepared import CompiledQuery
-from .writes import insert, update_columns, update_columns_later
+from .writes import insert, insert_then_read, update_columns, update_columns_later
 
 logger = logging.getLogger(__name__)
 
@@ -138,9 +138,13 @@ def _set_status(user: User, status: str, now) -> None:
     update_columns_later(user, status=status, updated_at=now)
 
 
-def _close(row: PendingDeactivation, state: str, now) -> None:
+def _close(row: PendingDeactivation, state: str, now, *, read_later: bool = True) -> None:
+    """``read_later=False``: nothing in the request reads the row's state again, so the
+    UPDATE goes through synclog.later (it cannot fail: a closed row is outside the partial
+    unique constraint on open ones)."""
     finished = state in (DeactivationState.DONE, DeactivationState.CANCELLED)
-    update_columns(row, state=state, finished_at=now if finished else None)
+    update = update_columns if read_later else update_columns_later
+    update(row, state=state, finished_at=now if finished else None)
 
 
 def requester_of(row: PendingDeactivation) -> Actor:
@@ -263,7 +267,8 @@ def deprovision(user: User, *, actor: Actor, delay: timedelta, locked: bool = Fa
 
 @transaction.atomic(savepoint=False)
 def _deprovision(user: User, *, actor: Actor, delay: timedelta, locked: bool) -> User:
-    from .deactivation import guard_holds_provider  # the guard builds on these services
+    # the guard builds on these services
+    from .deactivation import guard_holds_provider, guard_reading_sql
 
     user = _locked(user, locked=locked)
     if user.status == UserStatus.DEACTIVATED:
@@ -286,9 +291,15 @@ def _deprovision(user: User, *, actor: Actor, delay: timedelta, locked: bool) ->
         created_at=now,
         due_at=now + delay,
     )
-    if not insert(row, ignore_conflicts=True):
+    if provider[0] is None:  # no provider, no guard
+        inserted, reading = insert(row, ignore_conflicts=True), None
+    else:  # the guard's reading comes back with the row's INSERT
+        inserted, reading = insert_then_read(row, *guard_reading_sql(provider[0], now))
+    if not inserted:
         return user
-    held = guard_holds_provider(provider, actor=actor, now=now, scheduled=row)
+    held = reading is not None and guard_holds_provider(
+        provider, actor=actor, now=now, scheduled=row, reading=reading
+    )
     old = user.status
     if delay == timedelta(0):
         if _run_deactivation(row, user, actor=actor, now=now, held=held) == DeactivationState.DONE:
@@ -338,7 +349,7 @@ def _cancel(user: User, row: PendingDeactivation, *, actor: Actor) -> User:
     now = timezone.now()
     provider = _provider_of(user, actor, row)
     was = row.state
-    _close(row, DeactivationState.CANCELLED, now)
+    _close(row, DeactivationState.CANCELLED, now, read_later=False)
     changes = [
         (
             SyncChange.DEACTIVATION_CANCELLED,

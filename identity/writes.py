@@ -64,11 +64,32 @@ def insert(instance, *, ignore_conflicts: bool = False) -> bool:
     sql, params, returning = _insert(instance, ignore_conflicts)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        if returning:
-            row = cursor.fetchone()
-            new_pk = None if row is None else row[0]
-        else:  # SQLite before 3.35
-            new_pk = cursor.lastrowid if cursor.rowcount else None
+        return _inserted(instance, cursor, returning)
+
+
+def insert_then_read(instance, sql: str, params: list) -> tuple[bool, tuple | None]:
+    """``insert(instance, ignore_conflicts=True)``, then one read that sees its row, in one
+    round trip on PostgreSQL: both go out in a pipeline, the read whether or not the row
+    went in. Returns whether it was inserted, and the read's first row."""
+    insert_sql, insert_params, returning = _insert(instance, True)
+    with connection.cursor() as inserting, connection.cursor() as reading:
+        if connection.vendor == "postgresql":
+            with connection.wrap_database_errors, connection.connection.pipeline():
+                inserting.execute(insert_sql, insert_params)
+                reading.execute(sql, params)
+        else:
+            inserting.execute(insert_sql, insert_params)
+            reading.execute(sql, params)
+        return _inserted(instance, inserting, returning), reading.fetchone()
+
+
+def _inserted(instance, cursor, returning: bool) -> bool:
+    """Set the key an INSERT just gave ``instance``; False when it inserted nothing."""
+    if returning:
+        row = cursor.fetchone()
+        new_pk = None if row is None else row[0]
+    else:  # SQLite before 3.35
+        new_pk = cursor.lastrowid if cursor.rowcount else None
     if new_pk is None:
         return False
     setattr(instance, type(instance)._meta.pk.attname, new_pk)
