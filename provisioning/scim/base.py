@@ -98,19 +98,43 @@ class ScimView(APIView):
         data = self.request.data
         if not isinstance(data, dict):
             raise errors.InvalidSyntax("The request body must be a JSON object.")
-        if _holds_nul(data):  # "\u0000" parses; PostgreSQL text cannot store it
-            raise errors.InvalidValue("The request body contains a NUL character (\\u0000).")
+        check_storable(data)
         return data
 
 
-def _holds_nul(value) -> bool:
+def check_storable(body) -> None:
+    """A 400 for a parsed body holding a character no database can store: "\\u0000" parses,
+    and PostgreSQL text cannot hold it; "\\ud800" (an unpaired surrogate) parses too, and
+    no database, nor the JSON answer, can hold that."""
+    unstorable = _unstorable(body)
+    if unstorable == "\x00":
+        raise errors.InvalidValue("The request body contains a NUL character (\\u0000).")
+    if unstorable:
+        raise errors.InvalidValue(
+            "The request body contains an unpaired UTF-16 surrogate "
+            f"(\\u{ord(unstorable):04x}), which is not a character."
+        )
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable(value) -> str | None:
+    """The first character of ``value`` (a parsed body) that cannot be stored, or None."""
     if isinstance(value, str):
-        return "\x00" in value
+        found = _UNSTORABLE.search(value)
+        return found.group() if found else None
     if isinstance(value, dict):
-        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
-    return False
+        items = (part for pair in value.items() for part in pair)
+    elif isinstance(value, list):
+        items = iter(value)
+    else:
+        return None
+    for item in items:
+        found = _unstorable(item)
+        if found:
+            return found
+    return None
 
 
 def paging(request) -> tuple[int, int]:
@@ -239,6 +263,7 @@ def use_search_body(request) -> None:
     body = request.data
     if not isinstance(body, dict):
         raise errors.InvalidSyntax("A search body must be a SearchRequest object.")
+    check_storable(body)
     params = QueryDict(mutable=True)
     for key in _SEARCH_KEYS:
         if body.get(key) is not None:

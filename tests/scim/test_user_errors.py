@@ -60,6 +60,28 @@ def test_a_nul_character_anywhere_in_a_body_is_400_invalid_value(scim, ada):
     assert snapshot() == before
 
 
+def test_an_unpaired_surrogate_anywhere_in_a_body_is_400_invalid_value(scim, ada):
+    # JSON's "\ud800" parses into a string no database can store nor orjson answer with.
+    before = snapshot()
+    for user in (
+        new_user(2, externalId="x\ud800"),
+        new_user(2, name={"givenName": "\udc00Ada"}),
+        {**new_user(2), "urn:ietf:params:scim:schemas:extension:gatehouse:2.0:User": {
+            "c42OrgName": "Org\ud83d"}},
+    ):  # fmt: skip
+        response = scim.post("/Users", user)
+        assert_scim_error(response, 400, "invalidValue")
+        assert "surrogate" in response.json()["detail"]
+    replace = patch_ops({"op": "replace", "path": "title", "value": "x\udfff"})
+    assert_scim_error(scim.patch(f"/Users/{uid_of(ada)}", replace), 400, "invalidValue")
+    search = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+              "filter": 'userName eq "a\ud800@example.com"'}  # fmt: skip
+    assert_scim_error(scim.post("/Users/.search", search), 400, "invalidValue")
+    assert snapshot() == before
+    ok = new_user(3, displayName="Ada \U0001f600")  # a paired surrogate is a character
+    assert scim.post("/Users", ok).status_code == 201
+
+
 def test_text_plain_body_is_415(scim, ada):
     before = snapshot()
     body = '{"userName": "x@y.com"}'
