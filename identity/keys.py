@@ -2,15 +2,17 @@
 
 A SCIM create writes a user, its provider link, its roles and its history, and most of those
 rows name the user's key. Letting the database choose the key means reading it back before
-the next statement can be written: a round trip for the user, another for the link. With
-the keys known beforehand every statement of the create can be written at once and sent in
-one round trip (``synclog.later.one_transaction``).
+the next statement can be written, a round trip of its own. With the user's key known
+beforehand every statement of the create can be written at once and sent in one round trip
+(``synclog.later.one_transaction``).
 
 Each process keeps a block of values per sequence, drawn with ``nextval`` like any default
 key, so keys never collide with rows inserted elsewhere. Values a process never uses are
 gaps, as a rolled-back insert leaves. Keys from two processes interleave, so key order is
-not creation order; nothing relies on it (paging is by key, and a walk by key sees every row
-once either way).
+not creation order: take keys ahead only for a table nothing pages by key (users are; SCIM
+lists page by the provider link's key, which the database still assigns at INSERT).
+Restoring the database under running web processes can hand out a key a restored row
+holds; the insert then fails as a collision, and the checked create path runs.
 """
 
 from __future__ import annotations
@@ -26,7 +28,16 @@ BLOCK = 32  # one query per 32 creates of a process
 _lock = threading.Lock()  # the web server runs requests on several threads
 _pools: dict[type, collections.deque] = {}
 _sequences: dict[type, str] = {}
-_pid = os.getpid()
+
+
+def _forget_in_child() -> None:
+    # A forked child must not hand out its parent's keys, nor inherit a held lock.
+    global _lock
+    _lock = threading.Lock()
+    _pools.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def available() -> bool:
@@ -35,21 +46,24 @@ def available() -> bool:
 
 
 def assign(*instances) -> None:
-    """Give each new instance its primary key, taking a block from the sequences whose pool
-    has run out (one query for all of them)."""
-    global _pid
-    with _lock:
-        if os.getpid() != _pid:  # a forked child must not hand out its parent's keys
-            _pools.clear()
-            _pid = os.getpid()
-        empty = list(dict.fromkeys(type(i) for i in instances if not _pools.get(type(i))))
-        if empty:
-            _refill(empty)
-        for instance in instances:
-            setattr(instance, type(instance)._meta.pk.attname, _pools[type(instance)].popleft())
+    """Give each new instance its primary key, taking a block from the sequence of each
+    model whose pool has run out (one query for all of them, not holding the lock)."""
+    models = list(dict.fromkeys(type(instance) for instance in instances))
+    while True:
+        with _lock:
+            empty = [model for model in models if not _pools.get(model)]
+            if not empty:
+                for instance in instances:
+                    key = _pools[type(instance)].popleft()
+                    setattr(instance, type(instance)._meta.pk.attname, key)
+                return
+        blocks = _take(empty)  # another thread may refill meanwhile: both blocks are kept
+        with _lock:
+            for model, block in blocks.items():
+                _pools.setdefault(model, collections.deque()).extend(block)
 
 
-def _refill(models: list[type]) -> None:
+def _take(models: list[type]) -> dict[type, list[int]]:
     with connection.cursor() as cursor:
         for model in models:
             if model not in _sequences:
@@ -64,5 +78,4 @@ def _refill(models: list[type]) -> None:
             [*(_sequences[model] for model in models), BLOCK],
         )
         rows = cursor.fetchall()
-    for index, model in enumerate(models):
-        _pools[model] = collections.deque(sorted(row[index] for row in rows))
+    return {model: sorted(row[index] for row in rows) for index, model in enumerate(models)}

@@ -92,22 +92,30 @@ def _inserted(instance, cursor, returning: bool) -> bool:
         new_pk = cursor.lastrowid if cursor.rowcount else None
     if new_pk is None:
         return False
-    setattr(instance, type(instance)._meta.pk.attname, new_pk)
-    instance._state.adding = False
-    instance._state.db = connection.alias
+    _set_key(instance, new_pk)
     return True
 
 
-def insert_later(instance) -> None:
-    """INSERT ``instance`` through ``synclog.later``, without reading its primary key back:
-    for a row nothing in the request reads and that cannot conflict (a new user's roles), or
-    one whose key was taken ahead (identity/keys.py) in a write sent as one transaction."""
+def _set_key(instance, key) -> None:
+    setattr(instance, type(instance)._meta.pk.attname, key)
+    instance._state.adding = False
+    instance._state.db = connection.alias
+
+
+def insert_later(instance, *, read_key: bool = False) -> None:
+    """INSERT ``instance`` through ``synclog.later``: for a row nothing in the request reads
+    and that cannot conflict (a new user's roles), or one of a write sent as one
+    transaction (``later.one_transaction``), whose key was taken ahead (identity/keys.py)
+    or, with ``read_key``, is read back from the INSERT once it has run."""
+    if read_key:
+        sql, params, _ = _insert(instance, "later-returning")
+        later.run(sql, params, lambda row: _set_key(instance, row[0]))
+        return
     keyed = instance.pk is not None
     sql, params, _ = _insert(instance, "later-keyed" if keyed else "later")
     later.run(sql, params)
     if keyed:
-        instance._state.adding = False
-        instance._state.db = connection.alias
+        _set_key(instance, instance.pk)
 
 
 _insert_plans: dict = {}
@@ -115,8 +123,8 @@ _insert_plans: dict = {}
 
 def _insert(instance, kind) -> tuple[str, list, bool]:
     """The INSERT of ``instance``: SQL, prepared values, and whether it returns the new key.
-    ``kind``: ``ignore_conflicts`` (a bool), "later" (no RETURNING), or "later-keyed" (the
-    primary key given, no RETURNING)."""
+    ``kind``: ``ignore_conflicts`` (a bool), "later" (no RETURNING), "later-keyed" (the
+    primary key given, no RETURNING) or "later-returning" (RETURNING, no ON CONFLICT)."""
     model = type(instance)
     plan = _insert_plans.get((model, kind)) or _insert_plan(model, kind)
     fields, prepared, sql, returning = plan
@@ -133,7 +141,8 @@ def _insert_plan(model, kind):
     sql = statement.sql()
     if kind is True:
         sql += " ON CONFLICT DO NOTHING"
-    returning = kind in (True, False) and connection.features.can_return_columns_from_insert
+    returning = kind in (True, False, "later-returning")
+    returning = returning and connection.features.can_return_columns_from_insert
     if returning:
         sql += f" RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
     plan = _insert_plans[model, kind] = (fields, statement.prepared, sql, returning)

@@ -214,8 +214,8 @@ def create_user(
     Most pushes are new people, so the insert is tried first and a collision (rare) is
     explained afterwards: no lookup runs before every create. On PostgreSQL an active new
     user is written in one round trip, COMMIT included (``synclog.later.one_transaction``,
-    keys taken ahead by ``identity.keys``); a collision there writes nothing and the checked
-    path below runs, reading what collided."""
+    the user's key taken ahead by ``identity.keys``); a collision there writes nothing and
+    the checked path below runs, reading what collided."""
     state = _validated(provider, state, None)
     placement = placement or mapping.initial_placement(provider)
     if state["active"] and keys.available() and not connection.in_atomic_block:
@@ -231,9 +231,10 @@ def create_user(
 def _insert_new(
     provider: Provider, state: dict, placement: mapping.Placement, *, actor: Actor, keyed: bool
 ) -> ProviderUser:
-    """The rows of a new user: the user, its link, roles, count and history. ``keyed``: keys
-    taken ahead and every write queued (inside ``later.one_transaction``); otherwise each
-    insert asks the unique indexes and a collision is explained (or the user taken back)."""
+    """The rows of a new user: the user, its link, roles, count and history. ``keyed``: the
+    user's key taken ahead and every write queued (inside ``later.one_transaction``);
+    otherwise each insert asks the unique indexes and a collision is explained (or the
+    user taken back)."""
     organization, roles = placement
     now = timezone.now()
     user = User(
@@ -251,10 +252,12 @@ def _insert_new(
         created_at=now,
     )
     if keyed:
-        keys.assign(user, link)
+        keys.assign(user)
         insert_later(user)
         link.user = user
-        insert_later(link)
+        # The link's key is the sequence's at INSERT, read back: lists page by link key,
+        # and a key taken ahead could land behind a cached keyset anchor.
+        insert_later(link, read_key=True)
     else:
         # ON CONFLICT DO NOTHING instead of a savepoint: a collision on the userName index
         # leaves the transaction usable, and _check_collisions explains it (or takes the

@@ -15,17 +15,30 @@ what they write: that is the contract of every caller of ``run``. Statements iss
 a savepoint opened after ``together()`` began run at once, so a savepoint rolled back takes
 its writes with it. An error in a queued statement surfaces when the block ends, inside the
 transaction, which then rolls back as any failed request does.
+
+``transaction()`` is ``atomic()`` around such a block, for a request's whole write: as the
+outermost transaction on PostgreSQL, its COMMIT goes out in the same pipeline.
+
+``one_transaction()`` goes further, on PostgreSQL and outside any transaction: every
+statement of the block is queued, and the lot is sent as one pipeline between a BEGIN and a
+COMMIT of its own (psycopg's BEGIN would wait for its answer, a round trip of its own). A
+whole write, its COMMIT included, costs one round trip; nothing in the block may read from
+the database. Should anything fail part way, on the server (a unique violation) or in the
+client (a value psycopg cannot encode, after earlier statements went out), the transaction
+is rolled back before the error goes on: never half a create.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from django.db import connection
 from django.db import transaction as db_transaction
 
 _local = threading.local()  # the web server runs requests on several threads
+_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
 
 
 def _savepoints() -> int:
@@ -37,27 +50,32 @@ def _savepoints() -> int:
 class _Queue:
     def __init__(self, depth: int):
         self.depth = depth  # savepoints open when the block began
-        self.statements: list[tuple[str, list]] = []
+        # (sql, params, on_result): on_result is given the statement's first row
+        self.statements: list[tuple[str, list, Callable | None]] = []
 
 
-def run(sql: str, params: list) -> None:
-    """Execute ``sql`` now, or at the end of the enclosing ``together()`` block."""
+def run(sql: str, params: list, on_result: Callable | None = None) -> None:
+    """Execute ``sql`` now, or at the end of the enclosing block. ``on_result`` is called
+    with the statement's first row once it has run (an INSERT's RETURNING)."""
     queue = getattr(_local, "queue", None)
     if queue is not None and _savepoints() == queue.depth:
-        queue.statements.append((sql, params))
+        queue.statements.append((sql, params, on_result))
         return
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    _one_by_one([(sql, params, on_result)])
+
+
+def _start(depth: int) -> _Queue:
+    if getattr(_local, "queue", None) is not None:
+        raise RuntimeError("synclog.later blocks do not nest")
+    queue = _local.queue = _Queue(depth)
+    return queue
 
 
 @contextmanager
 def together():
     """Collect ``run`` statements made in this block (which must sit inside a transaction)
     and send them when it ends without an exception. Blocks do not nest."""
-    if getattr(_local, "queue", None) is not None:
-        raise RuntimeError("synclog.later.together() does not nest")
-    queue = _Queue(_savepoints())
-    _local.queue = queue
+    queue = _start(_savepoints())
     try:
         yield
     finally:
@@ -73,61 +91,81 @@ def transaction():
     connection Django then calls sends nothing). Inside a caller's transaction (a test's)
     it is a savepoint, as ``atomic()`` makes, and commits nothing."""
     with db_transaction.atomic():
-        if getattr(_local, "queue", None) is not None:
-            raise RuntimeError("synclog.later blocks do not nest")
-        queue = _Queue(_savepoints())
-        _local.queue = queue
+        queue = _start(_savepoints())
         try:
             yield
         finally:
             _local.queue = None
-        outermost = len(connection.atomic_blocks) == 1 and not connection.needs_rollback
+        outermost = (
+            len(connection.atomic_blocks) == 1
+            and connection.commit_on_exit
+            and not connection.needs_rollback
+        )
         _send(queue.statements, commit=outermost and connection.vendor == "postgresql")
 
 
 @contextmanager
 def one_transaction():
     """Queue every ``run`` statement of this block and send them when it ends as one
-    all-or-nothing transaction in one round trip (see above). PostgreSQL only, never inside
-    a transaction; the block must not read. A failed statement raises Django's error
-    (``IntegrityError`` for a unique or foreign key violation) with nothing written."""
+    transaction in one round trip (see above). PostgreSQL only, never inside a transaction;
+    the block must not read. A failed statement raises Django's error (``IntegrityError``
+    for a unique violation) with nothing written."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         raise RuntimeError("one_transaction() needs PostgreSQL and no open transaction")
-    if getattr(_local, "queue", None) is not None:
-        raise RuntimeError("synclog.later blocks do not nest")
-    queue = _Queue(0)
-    _local.queue = queue
+    queue = _start(0)
     try:
         yield
     finally:
         _local.queue = None
     if not queue.statements:
         return
-    with connection.cursor() as cursor:
-        # Django's connection is in autocommit outside a transaction, so psycopg sends no
-        # BEGIN: the pipeline's single Sync commits the lot.
-        with connection.wrap_database_errors, connection.connection.pipeline():
-            for sql, params in queue.statements:
-                cursor.execute(sql, params)
+    connection.ensure_connection()
+    try:
+        _pipelined(queue.statements, begin=True, commit=True)
+    except BaseException:
+        if connection.connection.info.transaction_status != _IDLE:
+            with connection.wrap_database_errors:
+                connection.connection.execute("ROLLBACK", prepare=False)
+        raise
 
 
-def _send(statements: list[tuple[str, list]], *, commit: bool = False) -> None:
-    if not statements:
-        return
+def _send(statements: list, *, commit: bool = False) -> None:
+    if commit or (connection.vendor == "postgresql" and len(statements) > 1):
+        # One round trip; with ``commit`` (PostgreSQL, the outermost block) the COMMIT goes
+        # with the statements, even when there are none.
+        _pipelined(statements, commit=commit)
+    else:
+        _one_by_one(statements)
+
+
+def _one_by_one(statements: list) -> None:
     with connection.cursor() as cursor:
-        if commit:  # PostgreSQL, the outermost block: the COMMIT goes with the statements
-            with connection.wrap_database_errors, connection.connection.pipeline():
-                for sql, params in statements:
+        for sql, params, on_result in statements:
+            cursor.execute(sql, params)
+            if on_result is not None:
+                on_result(cursor.fetchone())
+
+
+def _pipelined(statements: list, *, begin: bool = False, commit: bool = False) -> None:
+    """The statements in one psycopg pipeline; each whose first row is wanted runs on a
+    cursor of its own (a cursor keeps only its last result). Results are there once the
+    pipeline has ended, and its first error is raised there, wrapped as Django's (an
+    IntegrityError stays an IntegrityError)."""
+    pg = connection.connection
+    wanted = []
+    with connection.cursor() as cursor:
+        with connection.wrap_database_errors, pg.pipeline():
+            if begin:
+                pg.execute("BEGIN", prepare=False)
+            for sql, params, on_result in statements:
+                if on_result is None:
                     cursor.execute(sql, params)
-                connection.connection.execute("COMMIT", prepare=False)
-        elif connection.vendor == "postgresql" and len(statements) > 1:
-            # One round trip: the statements go out back to back and the pipeline's end
-            # waits for all their results and raises the first error, which may come out
-            # of psycopg there rather than from an execute: wrapped as Django's, as
-            # execute's are (an IntegrityError stays an IntegrityError).
-            with connection.wrap_database_errors, connection.connection.pipeline():
-                for sql, params in statements:
-                    cursor.execute(sql, params)
-        else:
-            for sql, params in statements:
-                cursor.execute(sql, params)
+                else:
+                    own = connection.cursor()
+                    own.execute(sql, params)
+                    wanted.append((own, on_result))
+            if commit:
+                pg.execute("COMMIT", prepare=False)
+    for own, on_result in wanted:
+        with own:
+            on_result(own.fetchone())

@@ -120,6 +120,25 @@ def test_an_inactive_create_takes_the_checked_path(scim):
     assert not all(pipelined)
 
 
+def test_links_keep_the_order_they_were_created_in(scim):
+    # Lists page by the link's key with cached keyset anchors: only the user's key is taken
+    # ahead, the link's comes from its sequence at INSERT.
+    ids = [scim.post("/Users", new_user(n)).json()["id"] for n in range(1, 4)]
+    links = list(ProviderUser.objects.order_by("id").values_list("scim_id", flat=True))
+    assert [str(scim_id) for scim_id in links] == ids
+
+
+def test_a_create_with_a_manager_answers_with_the_saved_rows(scim):
+    boss = scim.post("/Users", new_user(1)).json()
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    body = new_user(2, **{enterprise: {"manager": {"value": boss["id"]}}})
+    body["schemas"] = [*body["schemas"], enterprise]
+    response = scim.post("/Users", body)
+    assert response.status_code == 201, response.content
+    assert response.json()[enterprise]["manager"]["value"] == boss["id"]
+    assert scim.get(f"/Users/{response.json()['id']}").json() == response.json()
+
+
 def test_keys_come_in_blocks_and_never_repeat(scim):
     users = [User(username=f"k{i}@example.com") for i in range(keys.BLOCK + 3)]
     links = [ProviderUser() for _ in users]

@@ -102,6 +102,32 @@ def test_one_transaction_commits_all_or_nothing_without_begin():
     assert connection.connection.info.transaction_status == 0  # idle: nothing left open
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pipeline mode is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_one_transaction_rolls_back_what_went_out_before_a_client_side_failure():
+    with pytest.raises(UnicodeEncodeError), later.one_transaction():
+        later.run(INSERT, ["sent first"])
+        later.run(INSERT, ["x\ud800"])  # psycopg cannot encode it: fails in the client
+    assert labels() == []
+    assert connection.connection.info.transaction_status == 0
+    assert connection.is_usable()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pipeline mode is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_statement_can_hand_its_row_back():
+    got = []
+    returning = INSERT + " RETURNING user_label"
+    with later.one_transaction():
+        later.run(returning, ["a"], got.append)
+        later.run(INSERT, ["b"])
+        later.run(returning, ["c"], got.append)
+        assert got == []
+    assert got == [("a",), ("c",)]
+    later.run(returning, ["d"], got.append)  # outside a block: at once
+    assert got[-1] == ("d",)
+
+
 def test_one_transaction_refuses_an_open_transaction():
     with pytest.raises(RuntimeError), transaction.atomic(), later.one_transaction():
         pass
