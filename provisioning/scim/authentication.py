@@ -10,8 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import logging
 
 from django.conf import settings
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.throttling import SimpleRateThrottle
@@ -34,6 +37,8 @@ class ProviderPrincipal:
     def __str__(self) -> str:
         return self.provider.credential_username
 
+
+logger = logging.getLogger("gatehouse.scim")
 
 _PROVIDER_BY_SLUG = CompiledQuery(lambda: Provider.objects.filter(slug="?").order_by(), "?")
 
@@ -108,9 +113,9 @@ class ProviderRateThrottle(SimpleRateThrottle):
     """Per-provider request rate (PRODUCT.md: 429 + Retry-After). Generous by default:
     IdPs burst on their first full sync.
 
-    A fixed-window counter (one ``cache.incr`` per request) instead of DRF's sliding-window
-    history: that one pickles a list of every request time in the window, 20,000 entries at
-    the default rate, on every request.
+    A fixed-window counter (one increment per request, ``_count``) instead of DRF's
+    sliding-window history: that one pickles a list of every request time in the window,
+    20,000 entries at the default rate, on every request.
     """
 
     scope = "scim_provider"
@@ -133,15 +138,35 @@ class ProviderRateThrottle(SimpleRateThrottle):
         now = self.timer()
         window = int(now // self.duration)
         self.window_ends = (window + 1) * self.duration
-        key = f"{key}:{window}"
-        if self.cache.add(key, 1, self.duration + 1):
-            return True
         try:
-            count = self.cache.incr(key)
-        except ValueError:  # expired between add and incr: a new window
-            self.cache.add(key, 1, self.duration + 1)
+            count = _count(f"{key}:{window}", self.duration + 1)
+        except Exception:  # the cache is down: provisioning goes on, unthrottled, and says so
+            logger.warning("SCIM rate limit not applied: the cache is unavailable", exc_info=True)
             return True
         return count <= self.num_requests
 
     def wait(self):
         return max(1.0, self.window_ends - self.timer())
+
+
+def _count(key: str, timeout: int) -> int:
+    """Count one request under ``key`` (a window's counter, created expiring after
+    ``timeout`` seconds); returns the count so far.
+
+    Django's Redis backend makes ``add`` then ``incr`` three round trips (its ``incr`` asks
+    EXISTS first), on every SCIM request; against it the two go out in one pipeline
+    (through its client: Django has no API for this). Other backends take add/incr."""
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if isinstance(backend, RedisCache):
+        full_key = backend.make_and_validate_key(key)
+        pipe = backend._cache.get_client(full_key, write=True).pipeline(transaction=False)
+        pipe.set(full_key, 0, ex=timeout, nx=True)
+        pipe.incr(full_key)
+        return pipe.execute()[1]
+    if backend.add(key, 1, timeout):
+        return 1
+    try:
+        return backend.incr(key)
+    except ValueError:  # expired between add and incr: a new window
+        backend.add(key, 1, timeout)
+        return 1

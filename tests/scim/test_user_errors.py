@@ -336,6 +336,34 @@ def test_rate_limit_is_429_with_retry_after(scim):
         cache.clear()
 
 
+def test_the_rate_counter_is_one_expiring_key_per_window(scim):
+    from django.core.cache import caches
+
+    from provisioning.scim import authentication
+
+    cache.clear()
+    try:
+        assert [authentication._count("probe", 61) for _ in range(3)] == [1, 2, 3]
+        assert cache.get("probe") == 3
+        backend = caches["default"]
+        if isinstance(backend, authentication.RedisCache):  # the one-round-trip path
+            client = backend._cache.get_client("probe")
+            assert 0 < client.ttl(backend.make_and_validate_key("probe")) <= 61
+    finally:
+        cache.clear()
+
+
+def test_an_unavailable_cache_does_not_stop_provisioning(scim, monkeypatch, caplog):
+    from provisioning.scim import authentication
+
+    def down(key, timeout):
+        raise ConnectionError("cache unreachable")
+
+    monkeypatch.setattr(authentication, "_count", down)
+    assert scim.get("/Users").status_code == 200
+    assert "rate limit not applied" in caplog.text
+
+
 def test_unexpected_exception_is_a_generic_500_without_its_text(scim, monkeypatch):
     from provisioning import user_sync
 
