@@ -32,13 +32,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from django.db import connection
 from django.db import transaction as db_transaction
 
 _local = threading.local()  # the web server runs requests on several threads
-_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
 
 
 def _savepoints() -> int:
@@ -110,7 +109,11 @@ def one_transaction():
     transaction in one round trip (see above). PostgreSQL only, never inside a transaction;
     the block must not read. A failed statement raises Django's error (``IntegrityError``
     for a unique violation) with nothing written."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
+    if (
+        connection.vendor != "postgresql"
+        or connection.in_atomic_block
+        or not connection.get_autocommit()
+    ):
         raise RuntimeError("one_transaction() needs PostgreSQL and no open transaction")
     queue = _start(0)
     try:
@@ -119,14 +122,28 @@ def one_transaction():
         _local.queue = None
     if not queue.statements:
         return
-    connection.ensure_connection()
     try:
         _pipelined(queue.statements, begin=True, commit=True)
     except BaseException:
-        if connection.connection.info.transaction_status != _IDLE:
-            with connection.wrap_database_errors:
-                connection.connection.execute("ROLLBACK", prepare=False)
+        _roll_back_after_failure()
         raise
+
+
+def _roll_back_after_failure() -> None:
+    """After a failed ``one_transaction`` pipeline: end the transaction it opened, if the
+    server still holds one. Should that fail too, the connection goes, and the first error
+    is the one raised."""
+    pg = connection.connection
+    if pg is None or pg.closed or pg.broken:
+        return  # the server drops an open transaction with the connection
+    if pg.info.transaction_status in (_INTRANS, _INERROR):
+        try:
+            pg.execute("ROLLBACK", prepare=False)
+        except Exception:
+            connection.close()
+
+
+_INTRANS, _INERROR = 2, 3  # psycopg.pq.TransactionStatus
 
 
 def _send(statements: list, *, commit: bool = False) -> None:
@@ -151,9 +168,12 @@ def _pipelined(statements: list, *, begin: bool = False, commit: bool = False) -
     cursor of its own (a cursor keeps only its last result). Results are there once the
     pipeline has ended, and its first error is raised there, wrapped as Django's (an
     IntegrityError stays an IntegrityError)."""
-    pg = connection.connection
     wanted = []
-    with connection.cursor() as cursor:
+    with ExitStack() as cursors:
+        # The cursor first: opening it is where Django replaces a connection the server
+        # dropped (its health check), so the pipeline runs on the one it opened.
+        cursor = cursors.enter_context(connection.cursor())
+        pg = connection.connection
         with connection.wrap_database_errors, pg.pipeline():
             if begin:
                 pg.execute("BEGIN", prepare=False)
@@ -161,11 +181,11 @@ def _pipelined(statements: list, *, begin: bool = False, commit: bool = False) -
                 if on_result is None:
                     cursor.execute(sql, params)
                 else:
-                    own = connection.cursor()
+                    own = cursors.enter_context(connection.cursor())
                     own.execute(sql, params)
                     wanted.append((own, on_result))
             if commit:
                 pg.execute("COMMIT", prepare=False)
-    for own, on_result in wanted:
-        with own:
-            on_result(own.fetchone())
+        rows = [(own.fetchone(), on_result) for own, on_result in wanted]
+    for row, on_result in rows:
+        on_result(row)

@@ -263,7 +263,8 @@ def use_search_body(request) -> None:
     body = request.data
     if not isinstance(body, dict):
         raise errors.InvalidSyntax("A search body must be a SearchRequest object.")
-    check_storable(body)
+    # The filter is checked as a filter (400 invalidFilter), the rest here.
+    check_storable({key: value for key, value in body.items() if key != "filter"})
     params = QueryDict(mutable=True)
     for key in _SEARCH_KEYS:
         if body.get(key) is not None:

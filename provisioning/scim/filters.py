@@ -161,6 +161,7 @@ def _name(node) -> str:
 
 
 MAX_FILTER_LENGTH = 2000
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _check_text(filter_text: str) -> None:
@@ -168,6 +169,8 @@ def _check_text(filter_text: str) -> None:
         raise errors.InvalidFilter("The filter is too long.")
     if "\x00" in filter_text:  # PostgreSQL text cannot hold NUL
         raise errors.InvalidFilter("The filter contains a NUL character.")
+    if _SURROGATE.search(filter_text):  # a search body's JSON can carry one
+        raise errors.InvalidFilter("The filter contains an unpaired UTF-16 surrogate.")
 
 
 def to_q(filter_text: str, attributes: dict) -> Q:

@@ -50,13 +50,14 @@ def test_a_connection_the_server_terminated_is_unusable_and_replaced_before_the_
         assert cursor.fetchone()[0] != pid
 
 
-def test_a_connection_left_in_a_failed_transaction_is_unusable():
+def test_a_connection_left_in_a_transaction_is_unusable():
     connection.ensure_connection()
     raw = connection.connection  # Django keeps it in autocommit between requests
     raw.execute("BEGIN")
+    # Nothing is readable on the socket, yet the next request's work would land in it.
+    assert not connection.is_usable()
     with pytest.raises(psycopg.errors.DivisionByZero):
         raw.execute("SELECT 1 / 0")
-    # Nothing is readable on the socket, yet every query would fail: asked, not polled.
-    assert not connection.is_usable()
+    assert not connection.is_usable()  # failed: every query would fail
     raw.execute("ROLLBACK")
     assert connection.is_usable()

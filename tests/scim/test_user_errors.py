@@ -76,6 +76,8 @@ def test_an_unpaired_surrogate_anywhere_in_a_body_is_400_invalid_value(scim, ada
     assert_scim_error(scim.patch(f"/Users/{uid_of(ada)}", replace), 400, "invalidValue")
     search = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
               "filter": 'userName eq "a\ud800@example.com"'}  # fmt: skip
+    assert_scim_error(scim.post("/Users/.search", search), 400, "invalidFilter")
+    search = {**search, "filter": 'userName eq "a@example.com"', "sortBy": "title\ud800"}
     assert_scim_error(scim.post("/Users/.search", search), 400, "invalidValue")
     assert snapshot() == before
     ok = new_user(3, displayName="Ada \U0001f600")  # a paired surrogate is a character
