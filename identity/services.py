@@ -84,10 +84,18 @@ _OPEN_DEACTIVATION = CompiledQuery(
 )
 
 
-def _open_deactivation(user: User) -> PendingDeactivation | None:
+# "The caller has not read the user's open deactivation": read it here.
+UNREAD = object()
+
+
+def _open_deactivation(user: User, already=UNREAD) -> PendingDeactivation | None:
     """The user's open (pending, deferred or held) deactivation, row-locked; the partial
     unique constraint guarantees at most one. The ORM's SQL compiled once per process: every
-    SCIM ``active=true`` for a blocked user reads it."""
+    SCIM ``active=true`` for a blocked user reads it. ``already``: what the caller read of
+    it, row-locked, after locking the user in this transaction (the SCIM views read it with
+    the user, provisioning.selectors), so it is not read again."""
+    if already is not UNREAD:
+        return already
     return _OPEN_DEACTIVATION.first_instance(user.pk)
 
 
@@ -251,7 +259,9 @@ def _send_eta_message(due_at, delay: timedelta) -> None:
 # --- provider-facing (called inside the SCIM layer's transaction) -----------------------------
 
 
-def deprovision(user: User, *, actor: Actor, delay: timedelta, locked: bool = False) -> User:
+def deprovision(
+    user: User, *, actor: Actor, delay: timedelta, locked: bool = False, open_row=UNREAD
+) -> User:
     """The provider said active=false, or DELETEd the user: block now and schedule the
     deactivation at now + ``delay``; a delay of 0 deactivates now.
 
@@ -262,11 +272,13 @@ def deprovision(user: User, *, actor: Actor, delay: timedelta, locked: bool = Fa
     # Checked before the transaction: with savepoint=False an error raised inside would break
     # the caller's transaction, and a bad delay is the caller's input error to report.
     check_deactivation_delay(delay)
-    return _deprovision(user, actor=actor, delay=delay, locked=locked)
+    return _deprovision(user, actor=actor, delay=delay, locked=locked, open_row=open_row)
 
 
 @transaction.atomic(savepoint=False)
-def _deprovision(user: User, *, actor: Actor, delay: timedelta, locked: bool) -> User:
+def _deprovision(
+    user: User, *, actor: Actor, delay: timedelta, locked: bool, open_row=UNREAD
+) -> User:
     # the guard builds on these services
     from .deactivation import guard_holds_provider, guard_reading_sql
 
@@ -277,7 +289,7 @@ def _deprovision(user: User, *, actor: Actor, delay: timedelta, locked: bool) ->
     # path that opens one blocks, and every path that unblocks closes it. So only a blocked
     # user needs the lookup. Should that ever not hold (a row edited by hand), the partial
     # unique constraint refuses a second open row and this is a no-op, as the lookup says.
-    if user.status == UserStatus.BLOCKED and _open_deactivation(user) is not None:
+    if user.status == UserStatus.BLOCKED and _open_deactivation(user, open_row) is not None:
         return user
     now = timezone.now()
     provider = _provider_of(user, actor)
@@ -392,7 +404,13 @@ def reactivate(user: User, *, actor: Actor, locked: bool = False) -> User:
 
 
 def apply_provider_active(
-    user: User, *, active: bool, actor: Actor, delay: timedelta, locked: bool = False
+    user: User,
+    *,
+    active: bool,
+    actor: Actor,
+    delay: timedelta,
+    locked: bool = False,
+    open_row=UNREAD,
 ) -> User:
     """What a provider's ``active`` value means for the user (SCIM PUT/PATCH):
 
@@ -402,20 +420,24 @@ def apply_provider_active(
     - true otherwise → no-op (a user blocked by hand stays blocked).
 
     ``locked=True``: the caller holds this user instance's row lock in its transaction.
+    ``open_row``: the user's open deactivation (or None), read row-locked after that lock in
+    the same transaction; only with ``locked``.
     """
+    if open_row is not UNREAD and not locked:
+        raise ValueError("open_row is only valid for a user the caller has locked")
     if not active:
-        return deprovision(user, actor=actor, delay=delay, locked=locked)
-    return _apply_active_true(user, actor=actor, locked=locked)
+        return deprovision(user, actor=actor, delay=delay, locked=locked, open_row=open_row)
+    return _apply_active_true(user, actor=actor, locked=locked, open_row=open_row)
 
 
 @transaction.atomic(savepoint=False)
-def _apply_active_true(user: User, *, actor: Actor, locked: bool) -> User:
+def _apply_active_true(user: User, *, actor: Actor, locked: bool, open_row=UNREAD) -> User:
     user = _locked(user, locked=locked)
     if user.status == UserStatus.DEACTIVATED:
         return reactivate(user, actor=actor, locked=True)
     if user.status == UserStatus.ACTIVE:
         return user  # an active user has no open deactivation (see _deprovision)
-    row = _open_deactivation(user)
+    row = _open_deactivation(user, open_row)
     if row is not None:
         return _cancel(user, row, actor=actor)
     return user

@@ -7,7 +7,7 @@ querysets, so a provider can never see or touch another provider's or a local us
 from django.db import connection
 from django.db.models import QuerySet
 
-from identity.models import User
+from identity.models import OPEN_DEACTIVATION_STATES, PendingDeactivation, User
 from identity.prepared import PreparedColumns
 
 from .models import GroupMembership, Provider, ProviderUser, ScimGroup
@@ -51,11 +51,18 @@ def user_groups_sql() -> str:
 _LINK_WITH_USER: dict[bool, tuple] = {}
 
 
-def provider_user_by_scim_id(provider: Provider, scim_id, *, for_update: bool = False):
+def provider_user_by_scim_id(
+    provider: Provider, scim_id, *, for_update: bool = False, open_deactivation: bool = False
+):
     """``provider``'s link with this SCIM id, its user loaded (and its provider set), or None.
     ``for_update``: the link and its user are row-locked together (PostgreSQL ``FOR UPDATE``;
     SQLite's IMMEDIATE transaction already holds the write lock). The user's groups of this
     provider come along as ``link.groups_json`` (JSON text, see ``user_groups_sql``).
+
+    ``open_deactivation`` (with ``for_update``, on PostgreSQL): the user's open deactivation
+    comes along too, row-locked after the user, as ``link.open_deactivation`` (a row or
+    None), read in the same round trip (a pipeline): what ``identity.services`` asks first
+    when a provider says active=true for a blocked user.
 
     The same instances as ``provider_users(provider).select_related("user")`` would build,
     from SQL written once per process (identity/prepared.py): the read every GET, PUT,
@@ -75,8 +82,17 @@ def provider_user_by_scim_id(provider: Provider, scim_id, *, for_update: bool = 
         _LINK_WITH_USER[for_update] = (sql, links, users)
     sql, links, users = _LINK_WITH_USER[for_update]
     key = ProviderUser._meta.get_field("scim_id").get_db_prep_value(scim_id, connection)
+    with_open = open_deactivation and for_update and connection.vendor == "postgresql"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [provider.pk, key])
+        if with_open:
+            pending_sql, pending_columns = _open_deactivation_of_link()
+            with connection.cursor() as pending:
+                with connection.wrap_database_errors, connection.connection.pipeline():
+                    cursor.execute(sql, [provider.pk, key])
+                    pending.execute(pending_sql, [provider.pk, key, *OPEN_DEACTIVATION_STATES])
+                open_row = pending.fetchone()
+        else:
+            cursor.execute(sql, [provider.pk, key])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -85,4 +101,30 @@ def provider_user_by_scim_id(provider: Provider, scim_id, *, for_update: bool = 
     link.user = users.instance(row[split:-1])
     link.provider = provider
     link.groups_json = row[-1]
+    if with_open:
+        link.open_deactivation = None if open_row is None else pending_columns.instance(open_row)
     return link
+
+
+_OPEN_OF_LINK: tuple | None = None
+
+
+def _open_deactivation_of_link() -> tuple[str, PreparedColumns]:
+    """The open deactivation of the user a link (provider, SCIM id) names, row-locked: the
+    statement ``identity.services`` reads by user id, by the link's user instead, so that it
+    can go out with the link's own read."""
+    global _OPEN_OF_LINK
+    if _OPEN_OF_LINK is None:
+        quote = connection.ops.quote_name
+        pending = PreparedColumns(PendingDeactivation)
+        links = quote(ProviderUser._meta.db_table)
+        states = ", ".join(["%s"] * len(OPEN_DEACTIVATION_STATES))
+        sql = (
+            f"SELECT {pending.select_list()} FROM {quote(pending.table)} "
+            f"WHERE {quote(pending.table)}.{quote('user_id')} = ("
+            f"SELECT {quote('user_id')} FROM {links} WHERE {quote('provider_id')} = %s "
+            f"AND {quote('scim_id')} = %s) "
+            f"AND {quote(pending.table)}.{quote('state')} IN ({states}) FOR UPDATE"
+        )
+        _OPEN_OF_LINK = (sql, pending)
+    return _OPEN_OF_LINK

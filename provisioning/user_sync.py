@@ -378,6 +378,8 @@ def _apply(link: ProviderUser, state: dict, *, actor: Actor, adopting: bool = Fa
             actor=actor,
             delay=link.provider.deactivation_delay,
             locked=True,
+            # Read with the locked user where the views could (provisioning.selectors).
+            open_row=link.__dict__.pop("open_deactivation", identity_services.UNREAD),
         )
         if (user.status, user.updated_at) != before and not changed:
             update_columns_later(link, version=link.version + 1)

@@ -170,8 +170,18 @@ class UserResourceMixin:
 
     def get_link(self, scim_id: str, *, for_update: bool = False) -> ProviderUser:
         key = parse_uuid(scim_id)
-        # for_update: the link and its user, locked together: user_sync writes through both.
-        link = provider_user_by_scim_id(self.provider, key, for_update=for_update) if key else None
+        # for_update: the link and its user, locked together: user_sync writes through both,
+        # and (PUT, PATCH) the user's open deactivation with them, for active=true.
+        link = (
+            provider_user_by_scim_id(
+                self.provider,
+                key,
+                for_update=for_update,
+                open_deactivation=for_update and self.request.method in ("PUT", "PATCH"),
+            )
+            if key
+            else None
+        )
         if link is None:
             raise errors.NotFound(f"User {scim_id!r} not found.")
         return link

@@ -1,8 +1,10 @@
-"""POST /Users on PostgreSQL outside a transaction: the create is sent as one pipeline that the
-server commits as one implicit transaction (provisioning/user_sync.py, synclog/later.py,
-identity/keys.py). Most tests run inside a test transaction, where the checked path runs;
-these run as the server does, with the real commit, and check that both paths write the
-same rows and that a collision in the fast path leaves nothing behind."""
+"""Round trips of SCIM writes on PostgreSQL, run as the server runs them (with the real commit).
+
+POST /Users outside a transaction is sent as one pipeline with its own BEGIN and COMMIT
+(provisioning/user_sync.py, synclog/later.py, identity/keys.py): both create paths must
+write the same rows, and a collision in the fast one must leave nothing behind. A PATCH
+reads the user's open deactivation with the locked user (provisioning/selectors.py).
+Most tests run inside a test transaction, where the checked paths run; these do not."""
 
 import pytest
 from django.db import connection
@@ -150,3 +152,44 @@ def test_keys_come_in_blocks_and_never_repeat(scim):
     # Rows inserted with the database's own keys meanwhile never collide with them.
     made = User.objects.create_user("db-chosen@example.com", "a long enough password")
     assert made.pk not in user_keys
+
+
+def test_active_true_reads_the_open_deactivation_with_the_locked_user(scim):
+    from identity import services
+    from identity.models import DeactivationState, PendingDeactivation, UserStatus
+
+    from .conftest import patch_ops
+
+    uid = scim.post("/Users", new_user(1)).json()["id"]
+    off = patch_ops({"op": "replace", "value": {"active": False}})
+    assert scim.patch(f"/Users/{uid}", off).status_code == 200
+    on = patch_ops({"op": "replace", "value": {"active": True}})
+    sent = []
+
+    def spy(execute, sql, params, many, context):
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    compiled_read = services._OPEN_DEACTIVATION._sql_and_params([0])[0]
+    with connection.execute_wrapper(spy):
+        response = scim.patch(f"/Users/{uid}", on)
+    assert response.status_code == 200, response.content
+    assert response.json()["active"] is True
+    assert compiled_read not in sent  # it came with the locked user, not on its own
+    user = User.objects.get(username="user1@example.com")
+    assert user.status == UserStatus.ACTIVE
+    row = PendingDeactivation.objects.get(user=user)
+    assert row.state == DeactivationState.CANCELLED and row.finished_at is not None
+
+
+def test_an_open_deactivation_read_needs_the_users_lock():
+    from datetime import timedelta
+
+    from identity import services
+    from synclog.record import Actor
+
+    with pytest.raises(ValueError):
+        services.apply_provider_active(
+            User(username="x@example.com"), active=True, actor=Actor.system(),
+            delay=timedelta(0), open_row=None,
+        )  # fmt: skip
