@@ -312,8 +312,11 @@ def guard_holds_provider(
     )
     # Hold what is already scheduled for this provider, so the sync log and user_status show
     # the hold at once rather than when each row comes due.
+    # Only the rows are locked (of=self): their users are read for their names, and locking
+    # them too would take user locks after a row's, the reverse of every other path (a
+    # SCIM write locks its user, then reads that user's open row): a deadlock.
     pending = (
-        PendingDeactivation.objects.select_for_update()
+        PendingDeactivation.objects.select_for_update(of=("self",))
         .filter(provider_id=provider_id, state=DeactivationState.PENDING)
         .exclude(pk=scheduled.pk)
         .select_related("user")

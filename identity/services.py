@@ -95,6 +95,8 @@ def _open_deactivation(user: User, already=UNREAD) -> PendingDeactivation | None
     it, row-locked, after locking the user in this transaction (the SCIM views read it with
     the user, provisioning.selectors), so it is not read again."""
     if already is not UNREAD:
+        if already is not None and already.user_id != user.pk:
+            raise ValueError("an open deactivation of another user")
         return already
     return _OPEN_DEACTIVATION.first_instance(user.pk)
 
@@ -272,6 +274,8 @@ def deprovision(
     # Checked before the transaction: with savepoint=False an error raised inside would break
     # the caller's transaction, and a bad delay is the caller's input error to report.
     check_deactivation_delay(delay)
+    if open_row is not UNREAD and not locked:
+        raise ValueError("open_row is only valid for a user the caller has locked")
     return _deprovision(user, actor=actor, delay=delay, locked=locked, open_row=open_row)
 
 

@@ -12,6 +12,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, ValidationError
+from django.db import OperationalError
 from django_scim import exceptions as django_scim_exceptions
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -125,6 +126,12 @@ def scim_exception_handler(exc, context):
         # A model or lookup value Django refused (a filter's date that is not one): the
         # client's input, so a 400 naming it, never a 500. Raised before any write committed.
         status, scim_type, detail = 400, "invalidValue", from_validation_error(exc).detail
+    elif _transient(exc):
+        # Two writes crossed (a deadlock the database broke, SQLite busy past its timeout):
+        # nothing was written, and the same request succeeds when sent again.
+        logger.warning("SCIM request %s: %s", getattr(request, "scim_request_id", ""), exc)
+        status, scim_type, headers["Retry-After"] = 503, None, "1"
+        detail = "A conflicting change was being written at the same time; send it again."
     else:
         request_id = getattr(request, "scim_request_id", "")
         logger.exception("Unexpected error in SCIM request %s", request_id)
@@ -132,6 +139,19 @@ def scim_exception_handler(exc, context):
         detail = f"Internal server error (request id {request_id})."
     _record_rejection(request, view, status, scim_type, detail)
     return error_response(status, detail, scim_type, headers=headers)
+
+
+# PostgreSQL: deadlock detected, serialization failure, lock not available.
+_TRANSIENT_SQLSTATES = {"40P01", "40001", "55P03"}
+
+
+def _transient(exc) -> bool:
+    """A database error that sending the request again resolves."""
+    if not isinstance(exc, OperationalError):
+        return False
+    if getattr(exc.__cause__, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return True
+    return "database is locked" in str(exc)  # SQLite
 
 
 def _record_rejection(request, view, status: int, scim_type, detail: str) -> None:

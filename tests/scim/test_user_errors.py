@@ -366,6 +366,27 @@ def test_an_unavailable_cache_does_not_stop_provisioning(scim, monkeypatch, capl
     assert "rate limit not applied" in caplog.text
 
 
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001", None])
+def test_a_write_conflict_the_database_broke_is_503_retry(scim, monkeypatch, sqlstate):
+    from django.db import OperationalError
+
+    from provisioning import user_sync
+
+    class Cause(Exception):
+        pass
+
+    def conflict(*args, **kwargs):
+        cause = Cause("deadlock detected")
+        cause.sqlstate = sqlstate
+        message = "database is locked" if sqlstate is None else "deadlock detected"
+        raise OperationalError(message) from cause
+
+    monkeypatch.setattr(user_sync, "create_user", conflict)
+    r = scim.post("/Users", new_user(9))
+    assert_scim_error(r, 503)
+    assert r["Retry-After"] == "1"
+
+
 def test_unexpected_exception_is_a_generic_500_without_its_text(scim, monkeypatch):
     from provisioning import user_sync
 
