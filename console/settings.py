@@ -245,6 +245,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"pipeline_aborted_echo": {"()": "console.log_filters.PipelineAbortedEcho"}},
+    "loggers": {"psycopg": {"filters": ["pipeline_aborted_echo"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
