@@ -72,6 +72,10 @@ class CompiledQuery:
             params[slot] = value
         return sql, params + list(values[len(slots) :])
 
+    def statement(self, *values) -> tuple[str, list]:
+        """The SQL and parameters ``run(*values)`` sends, to send elsewhere."""
+        return self._sql_and_params(values)
+
     def run(self, *values) -> tuple[list[str], list[tuple]]:
         """The column names and every row."""
         sql, params = self._sql_and_params(values)
@@ -82,6 +86,12 @@ class CompiledQuery:
     def first_instance(self, *values):
         """The first row as an instance of the QuerySet's model, as the ORM would build it
         (the QuerySet must select the model's concrete columns), or None."""
+        instance, _ = self.first_instance_and(values)
+        return instance
+
+    def first_instance_and(self, values, other: tuple[str, list] | None = None):
+        """``first_instance(*values)``, and the column names and rows of ``other`` (SQL,
+        parameters), read after it; on PostgreSQL both in one round trip (a pipeline)."""
         sql, params = self._sql_and_params(values)
         if self._columns is None:  # checked once against the compiled SQL
             model = self._compiled[3]
@@ -90,7 +100,19 @@ class CompiledQuery:
                 raise RuntimeError(f"unexpected column order for {model.__name__}")
             self._columns = columns
         columns = self._columns
+        found = None
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            if other is None:
+                cursor.execute(sql, params)
+            else:
+                with connection.cursor() as second:
+                    if connection.vendor == "postgresql":
+                        with connection.wrap_database_errors, connection.connection.pipeline():
+                            cursor.execute(sql, params)
+                            second.execute(*other)
+                    else:
+                        cursor.execute(sql, params)
+                        second.execute(*other)
+                    found = ([column[0] for column in second.description], second.fetchall())
             row = cursor.fetchone()
-        return None if row is None else columns.instance(row)
+        return (None if row is None else columns.instance(row)), found

@@ -15,6 +15,7 @@ import logging
 from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.redis import RedisCache
+from django.db import connection
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.throttling import SimpleRateThrottle
@@ -49,16 +50,46 @@ def provider_by_slug(slug: str) -> Provider | None:
     return _PROVIDER_BY_SLUG.first_instance(slug)
 
 
+# slug -> provider id, as the provider reads of earlier requests found it. A provider's id
+# never changes; a slug could come to name another provider (deleted, then created again),
+# which the provider row read together with the read ahead shows: then it is not used.
+_known_ids: dict[str, int] = {}
+
+
 def provider_for_request(view) -> Provider | None:
     """The provider the URL names, read once per request. A view that creates users
-    (``placement_on_post``) gets, on POST, where they land with it: ``view.placement``."""
+    (``placement_on_post``) gets, on POST, where they land with it: ``view.placement``.
+    A view with ``read_with_provider(provider_id)`` may name the read it will make, for
+    the provider id earlier requests found for this slug; on PostgreSQL that read goes out
+    with the provider's, one round trip for both, and its rows wait in ``view.read_ahead``
+    (provider id, statement, (column names, rows)). Nothing read ahead reaches a client
+    before the credential is checked: the view uses it only after authentication."""
     if not hasattr(view, "_provider_lookup"):
         slug = view.kwargs.get("provider_slug", "")
         if getattr(view, "placement_on_post", False) and view.request.method == "POST":
             view._provider_lookup, view.placement = provider_with_placement(slug)
+        elif (ahead := _read_ahead_statement(view, slug)) is not None:
+            known, statement = ahead
+            view._provider_lookup, found = _PROVIDER_BY_SLUG.first_instance_and((slug,), statement)
+            view.read_ahead = (known, statement, found)
         else:
             view._provider_lookup = provider_by_slug(slug)
+        if view._provider_lookup is not None:
+            _known_ids[slug] = view._provider_lookup.pk
     return view._provider_lookup
+
+
+def _read_ahead_statement(view, slug: str) -> tuple[int, tuple[str, list]] | None:
+    """(the provider id assumed, the view's statement for it), or None."""
+    plan = getattr(view, "read_with_provider", None)
+    known = _known_ids.get(slug)
+    if plan is None or known is None or connection.vendor != "postgresql":
+        return None
+    try:
+        statement = plan(known)
+    except Exception:  # a bad filter and the like: the view reports it, after authentication
+        return None
+    return None if statement is None else (known, statement)
 
 
 class ProviderCredentialAuthentication(BaseAuthentication):

@@ -177,6 +177,18 @@ _ROWS_WHERE = {
 }
 
 
+def rows_where_statement(provider_id: int, attribute: str, value: str) -> tuple[str, list]:
+    """The SQL and parameters ``rows_where`` runs; its result goes through ``rows_from``."""
+    if attribute not in _ROWS_WHERE or not value:
+        raise ValueError(f"{attribute!r} = {value!r} does not name at most one user")
+    return _ROWS_WHERE[attribute].statement(provider_id, value)
+
+
+def rows_from(names: list[str], fetched: list[tuple]) -> list[dict[str, Any]]:
+    """The rows of a statement of this module, read elsewhere (``rows_where_statement``)."""
+    return _rows_from(names, fetched)
+
+
 def rows_where(provider: Provider, attribute: str, value: str) -> list[dict[str, Any]]:
     """The rows of ``provider``'s users whose userName equals ``value`` case-insensitively
     (``attribute="username"``) or whose non-empty externalId equals it exactly

@@ -218,7 +218,9 @@ class UsersView(UserResourceMixin, ScimView):
         if equality is not None and not params.get("sortBy"):
             # At most one match: one statement, no parser, no COUNT (what page_of answers).
             start, count = paging(request)
-            found = user_rows.rows_where(provider, *equality)
+            found = self._read_ahead(provider, equality)
+            if found is None:
+                found = user_rows.rows_where(provider, *equality)
             page = self.render_rows(found[start - 1 : start - 1 + count])
             return Response(list_response(page, len(found), start))
         total, start, ids = page_of(
@@ -233,6 +235,28 @@ class UsersView(UserResourceMixin, ScimView):
         # A keyset page comes as rows already; an OFFSET or filtered page as ids.
         rows = ids if ids and isinstance(ids[0], dict) else user_rows.rows_by_ids(ids)
         return Response(list_response(self.render_rows(rows), total, start))
+
+    def read_with_provider(self, provider_id: int) -> tuple[str, list] | None:
+        """The read a GET of one user by userName or externalId (what every IdP sends
+        before it creates or links a user) makes, for ``provider_id``: sent with the
+        provider's own read (authentication.provider_for_request)."""
+        params = self.request.query_params
+        if self.request.method != "GET" or params.get("sortBy"):
+            return None
+        equality = filters.unique_user_equality(params.get("filter") or "")
+        if equality is None:
+            return None
+        return user_rows.rows_where_statement(provider_id, *equality)
+
+    def _read_ahead(self, provider, equality) -> list[dict] | None:
+        """The rows read with the provider, when they were read for this very provider."""
+        ahead = getattr(self, "read_ahead", None)
+        if ahead is None or ahead[0] != provider.pk:
+            return None
+        _, statement, (names, rows) = ahead
+        if statement != user_rows.rows_where_statement(provider.pk, *equality):
+            return None
+        return user_rows.rows_from(names, rows)
 
     def post(self, request, provider_slug):
         adapter = UserAdapter.from_resource(self.json_body())

@@ -173,7 +173,7 @@ def test_active_true_reads_the_open_deactivation_with_the_locked_user(scim):
         sent.append(sql)
         return execute(sql, params, many, context)
 
-    compiled_read = services._OPEN_DEACTIVATION._sql_and_params([0])[0]
+    compiled_read = services._OPEN_DEACTIVATION.statement(0)[0]
     with connection.execute_wrapper(spy):
         response = scim.patch(f"/Users/{uid}", on)
     assert response.status_code == 200, response.content
@@ -196,3 +196,51 @@ def test_an_open_deactivation_read_needs_the_users_lock():
             User(username="x@example.com"), active=True, actor=Actor.system(),
             delay=timedelta(0), open_row=None,
         )  # fmt: skip
+
+
+def test_a_get_by_user_name_is_read_with_the_provider(scim):
+    from urllib.parse import quote
+
+    uid = scim.post("/Users", new_user(1)).json()["id"]
+    path = "/Users?filter=" + quote('userName eq "USER1@example.com"')
+    first = scim.get(path)  # this process learns the slug's provider id
+    response, pipelined = None, []
+
+    def spy(execute, sql, params, many, context):
+        pipelined.append(connection.connection._pipeline is not None)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        response = scim.get(path)
+    assert pipelined == [True, True]  # the provider and the user, one round trip
+    assert response.json() == first.json()
+    assert response.json()["Resources"][0]["id"] == uid
+
+
+def test_rows_read_ahead_for_another_provider_are_never_used(scim, other_scim):
+    from urllib.parse import quote
+
+    from provisioning.scim import authentication
+
+    assert other_scim.post("/Users", new_user(1)).status_code == 201
+    path = "/Users?filter=" + quote('userName eq "user1@example.com"')
+    # As if this slug had named the other provider before (deleted, then created again).
+    authentication._known_ids[scim.provider.slug] = other_scim.provider.pk
+    response = scim.get(path)
+    assert response.status_code == 200
+    assert response.json()["totalResults"] == 0  # the other provider's user stays unseen
+    assert authentication._known_ids[scim.provider.slug] == scim.provider.pk
+
+
+def test_rows_read_ahead_never_reach_a_client_that_fails_authentication(scim, other_scim):
+    from urllib.parse import quote
+
+    assert scim.post("/Users", new_user(1)).status_code == 201
+    path = "/Users?filter=" + quote('userName eq "user1@example.com"')
+    assert scim.get(path).status_code == 200
+    # The other provider's valid token at this provider's URL: the read goes ahead, the
+    # answer is a 401 with nothing of it.
+    other_scim.base = scim.base
+    response = other_scim.get(path)
+    assert response.status_code == 401
+    assert "user1" not in response.content.decode()
