@@ -15,7 +15,7 @@ import logging
 from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.redis import RedisCache
-from django.db import connection
+from django.db import DatabaseError, connection
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.throttling import SimpleRateThrottle
@@ -50,85 +50,119 @@ def provider_by_slug(slug: str) -> Provider | None:
     return _PROVIDER_BY_SLUG.first_instance(slug)
 
 
-# slug -> provider id, as the provider reads of earlier requests found it. A provider's id
-# never changes; a slug could come to name another provider (deleted, then created again),
-# which the provider row read together with the read ahead shows: then it is not used.
-_known_ids: dict[str, int] = {}
+# slug -> the provider an earlier request authenticated as: (id, auth type, credential
+# username, secret digest). Kept per process, only after a credential was accepted, so that
+# a GET presenting that same credential may send its read with the provider's (below). A
+# slug could come to name another provider, or the secret be regenerated: the provider row
+# read in the same round trip is what authentication checks, and its id what the view
+# compares before it uses anything read ahead.
+_known: dict[str, tuple[int, str, str, str]] = {}
 
 
 def provider_for_request(view) -> Provider | None:
     """The provider the URL names, read once per request. A view that creates users
     (``placement_on_post``) gets, on POST, where they land with it: ``view.placement``.
-    A view with ``read_with_provider(provider_id)`` may name the read it will make, for
-    the provider id earlier requests found for this slug; on PostgreSQL that read goes out
-    with the provider's, one round trip for both, and its rows wait in ``view.read_ahead``
-    (provider id, statement, (column names, rows)). Nothing read ahead reaches a client
-    before the credential is checked: the view uses it only after authentication."""
+
+    A view with ``read_with_provider(provider_id)`` may name the read it will make. When
+    the request presents the credential an earlier request of this process was accepted
+    with, on PostgreSQL that read goes out with the provider's, one round trip for both,
+    and its rows wait in ``view.read_ahead`` (provider id, statement, (names, rows)) for
+    the view, which uses them only after authentication and only for that provider. An
+    unauthenticated client never makes the server read ahead."""
     if not hasattr(view, "_provider_lookup"):
         slug = view.kwargs.get("provider_slug", "")
         if getattr(view, "placement_on_post", False) and view.request.method == "POST":
             view._provider_lookup, view.placement = provider_with_placement(slug)
-        elif (ahead := _read_ahead_statement(view, slug)) is not None:
-            known, statement = ahead
-            view._provider_lookup, found = _PROVIDER_BY_SLUG.first_instance_and((slug,), statement)
-            view.read_ahead = (known, statement, found)
         else:
-            view._provider_lookup = provider_by_slug(slug)
-        if view._provider_lookup is not None:
-            _known_ids[slug] = view._provider_lookup.pk
+            view._provider_lookup = _provider_and_read_ahead(view, slug)
+        if view._provider_lookup is None:
+            _known.pop(slug, None)
     return view._provider_lookup
+
+
+def _provider_and_read_ahead(view, slug: str) -> Provider | None:
+    ahead = _read_ahead_statement(view, slug)
+    if ahead is None:
+        return provider_by_slug(slug)
+    known, statement = ahead
+    try:
+        provider, found = _PROVIDER_BY_SLUG.first_instance_and((slug,), statement)
+    except DatabaseError:  # the read ahead failed the pipeline (autocommit): read plainly
+        return provider_by_slug(slug)
+    view.read_ahead = (known, statement, found)
+    return provider
 
 
 def _read_ahead_statement(view, slug: str) -> tuple[int, tuple[str, list]] | None:
     """(the provider id assumed, the view's statement for it), or None."""
     plan = getattr(view, "read_with_provider", None)
-    known = _known_ids.get(slug)
+    known = _known.get(slug)
     if plan is None or known is None or connection.vendor != "postgresql":
         return None
+    if credential_error(*known[1:], get_authorization_header(view.request)) is not None:
+        return None
     try:
-        statement = plan(known)
+        statement = plan(known[0])
     except Exception:  # a bad filter and the like: the view reports it, after authentication
         return None
-    return None if statement is None else (known, statement)
+    return None if statement is None else (known[0], statement)
+
+
+def credential_error(
+    auth_type: str, credential_username: str, secret_digest: str, header: bytes
+) -> tuple[type, str] | None:
+    """Why an ``Authorization`` header does not carry this credential: (the DRF exception
+    class, its message), or None when it does. Secrets and usernames are compared in
+    constant time, both always, so timing says nothing either way."""
+    scheme, _, value = header.partition(b" ")
+    scheme = scheme.lower()
+    if not scheme:
+        return exceptions.NotAuthenticated, "Authentication credentials were not provided."
+    try:
+        value = value.strip().decode("ascii")
+    except UnicodeDecodeError:
+        return exceptions.AuthenticationFailed, "Malformed Authorization header."
+    if auth_type == AuthType.TOKEN:
+        if scheme != b"bearer":
+            return (
+                exceptions.AuthenticationFailed,
+                "This provider uses an OAuth token: send 'Authorization: Bearer <token>'.",
+            )
+        ok = credentials.secret_matches(value, secret_digest)
+    else:
+        if scheme != b"basic":
+            return (
+                exceptions.AuthenticationFailed,
+                "This provider uses API credentials: send HTTP Basic authentication.",
+            )
+        try:
+            username, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return exceptions.AuthenticationFailed, "Malformed Basic credentials."
+        name_ok = hmac.compare_digest(
+            username.lower().encode(), credential_username.lower().encode()
+        )
+        secret_ok = credentials.secret_matches(secret, secret_digest)
+        ok = name_ok and secret_ok
+    if not ok:
+        return exceptions.AuthenticationFailed, "Invalid credentials for this SCIM base URL."
+    return None
 
 
 class ProviderCredentialAuthentication(BaseAuthentication):
     def authenticate(self, request):
         view = request.parser_context["view"]
         provider = provider_for_request(view)
-        scheme, _, value = get_authorization_header(request).partition(b" ")
-        scheme = scheme.lower()
-        if not scheme:
+        header = get_authorization_header(request)
+        if not header.partition(b" ")[0]:
             raise exceptions.NotAuthenticated("Authentication credentials were not provided.")
         if provider is None:
             raise exceptions.AuthenticationFailed("Invalid credentials for this SCIM base URL.")
-        try:
-            value = value.strip().decode("ascii")
-        except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Malformed Authorization header.") from None
-        if provider.auth_type == AuthType.TOKEN:
-            if scheme != b"bearer":
-                raise exceptions.AuthenticationFailed(
-                    "This provider uses an OAuth token: send 'Authorization: Bearer <token>'."
-                )
-            ok = credentials.secret_matches(value, provider.secret_digest)
-        else:
-            if scheme != b"basic":
-                raise exceptions.AuthenticationFailed(
-                    "This provider uses API credentials: send HTTP Basic authentication."
-                )
-            try:
-                username, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                raise exceptions.AuthenticationFailed("Malformed Basic credentials.") from None
-            # Both compared in constant time; evaluate both so timing says nothing either way.
-            name_ok = hmac.compare_digest(
-                username.lower().encode(), provider.credential_username.lower().encode()
-            )
-            secret_ok = credentials.secret_matches(secret, provider.secret_digest)
-            ok = name_ok and secret_ok
-        if not ok:
-            raise exceptions.AuthenticationFailed("Invalid credentials for this SCIM base URL.")
+        credential = (provider.auth_type, provider.credential_username, provider.secret_digest)
+        error = credential_error(*credential, header)
+        if error is not None:
+            raise error[0](error[1])
+        _known[view.kwargs.get("provider_slug", "")] = (provider.pk, *credential)
         view.provider = provider
         return ProviderPrincipal(provider), None
 
