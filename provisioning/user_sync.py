@@ -349,7 +349,9 @@ def _apply(link: ProviderUser, state: dict, *, actor: Actor, adopting: bool = Fa
                     kind="conflict",
                 ) from None
         else:
-            update_columns(user, **user_values)
+            # No unique column changes and values are validated: nothing can refuse the row,
+            # and nothing in the request reads it back. It goes with the batched tail.
+            update_columns_later(user, **user_values)
         if link_values:  # externalId: its unique index may refuse it, here and now
             update_columns(link, version=link.version + 1, **link_values)
         else:
