@@ -67,20 +67,7 @@ def provider_user_by_scim_id(
     The same instances as ``provider_users(provider).select_related("user")`` would build,
     from SQL written once per process (identity/prepared.py): the read every GET, PUT,
     PATCH and DELETE by id starts with."""
-    if for_update not in _LINK_WITH_USER:
-        quote = connection.ops.quote_name
-        links, users = PreparedColumns(ProviderUser), PreparedColumns(User)
-        sql = (
-            f"SELECT {links.select_list()}, {users.select_list()}, ({user_groups_sql()}) "
-            f"FROM {quote(links.table)} INNER JOIN {quote(users.table)} "
-            f"ON {quote(links.table)}.{quote('user_id')} = {quote(users.table)}.{quote('id')} "
-            f"WHERE {quote(links.table)}.{quote('provider_id')} = %s "
-            f"AND {quote(links.table)}.{quote('scim_id')} = %s"
-        )
-        if for_update and connection.features.has_select_for_update:
-            sql += " FOR UPDATE"  # every row of the join: the link and its user
-        _LINK_WITH_USER[for_update] = (sql, links, users)
-    sql, links, users = _LINK_WITH_USER[for_update]
+    sql, links, users = _link_with_user(for_update)
     key = ProviderUser._meta.get_field("scim_id").get_db_prep_value(scim_id, connection)
     with_open = open_deactivation and for_update and connection.vendor == "postgresql"
     with connection.cursor() as cursor:
@@ -96,13 +83,45 @@ def provider_user_by_scim_id(
         row = cursor.fetchone()
     if row is None:
         return None
+    link = link_from_row(row, provider)
+    if with_open:
+        link.open_deactivation = None if open_row is None else pending_columns.instance(open_row)
+    return link
+
+
+def _link_with_user(for_update: bool) -> tuple[str, PreparedColumns, PreparedColumns]:
+    if for_update not in _LINK_WITH_USER:
+        quote = connection.ops.quote_name
+        links, users = PreparedColumns(ProviderUser), PreparedColumns(User)
+        sql = (
+            f"SELECT {links.select_list()}, {users.select_list()}, ({user_groups_sql()}) "
+            f"FROM {quote(links.table)} INNER JOIN {quote(users.table)} "
+            f"ON {quote(links.table)}.{quote('user_id')} = {quote(users.table)}.{quote('id')} "
+            f"WHERE {quote(links.table)}.{quote('provider_id')} = %s "
+            f"AND {quote(links.table)}.{quote('scim_id')} = %s"
+        )
+        if for_update and connection.features.has_select_for_update:
+            sql += " FOR UPDATE"  # every row of the join: the link and its user
+        _LINK_WITH_USER[for_update] = (sql, links, users)
+    return _LINK_WITH_USER[for_update]
+
+
+def link_by_scim_id_statement(provider_id: int, scim_id) -> tuple[str, list]:
+    """The SQL and parameters of ``provider_user_by_scim_id`` (not for update), to send
+    elsewhere (authentication's read ahead); its row goes through ``link_from_row``."""
+    sql, _, _ = _link_with_user(False)
+    key = ProviderUser._meta.get_field("scim_id").get_db_prep_value(scim_id, connection)
+    return sql, [provider_id, key]
+
+
+def link_from_row(row, provider: Provider) -> ProviderUser:
+    """The link, its user and its groups' JSON from a row of the statement above."""
+    _, links, users = _link_with_user(False)
     split = len(links.fields)
     link = links.instance(row[:split])
     link.user = users.instance(row[split:-1])
     link.provider = provider
     link.groups_json = row[-1]
-    if with_open:
-        link.open_deactivation = None if open_row is None else pending_columns.instance(open_row)
     return link
 
 

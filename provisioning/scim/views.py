@@ -16,6 +16,8 @@ from rest_framework.response import Response
 from provisioning import user_sync
 from provisioning.models import ProviderUser
 from provisioning.selectors import (
+    link_by_scim_id_statement,
+    link_from_row,
     provider_user_by_scim_id,
     provider_users,
 )
@@ -170,6 +172,13 @@ class UserResourceMixin:
 
     def get_link(self, scim_id: str, *, for_update: bool = False) -> ProviderUser:
         key = parse_uuid(scim_id)
+        ahead = getattr(self, "read_ahead", None)
+        if not for_update and key and ahead and ahead[0] == self.provider.pk:
+            _, statement, (_, rows) = ahead
+            if statement == link_by_scim_id_statement(self.provider.pk, key):
+                if not rows:
+                    raise errors.NotFound(f"User {scim_id!r} not found.")
+                return link_from_row(rows[0], self.provider)
         # for_update: the link and its user, locked together: user_sync writes through both,
         # and (PUT, PATCH) the user's open deactivation with them, for active=true.
         link = (
@@ -270,6 +279,14 @@ class UsersView(UserResourceMixin, ScimView):
 
 
 class UserDetailView(UserResourceMixin, ScimView):
+    def read_with_provider(self, provider_id: int) -> tuple[str, list] | None:
+        """A GET by id's read of the user, sent with the provider's own read
+        (authentication.provider_for_request)."""
+        key = parse_uuid(self.kwargs.get("scim_id", ""))
+        if self.request.method != "GET" or not key:
+            return None
+        return link_by_scim_id_statement(provider_id, key)
+
     def get(self, request, provider_slug, scim_id):
         link = self.get_link(scim_id)
         if not_modified(request, etag(link)):

@@ -271,3 +271,25 @@ def test_a_read_ahead_that_fails_falls_back_to_a_plain_read(scim, monkeypatch):
     response = scim.get(path)  # the pipeline fails with the provider's read in it
     assert response.status_code == 200, response.content
     assert response.json()["totalResults"] == 1
+
+
+def test_a_get_by_id_is_read_with_the_provider(scim, other_scim):
+    import uuid
+
+    uid = scim.post("/Users", new_user(1)).json()["id"]
+    theirs = other_scim.post("/Users", new_user(2)).json()["id"]
+    first = scim.get(f"/Users/{uid}")  # this process learns the credential
+    pipelined = []
+
+    def spy(execute, sql, params, many, context):
+        pipelined.append(connection.connection._pipeline is not None)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        again = scim.get(f"/Users/{uid}")
+    assert pipelined == [True, True]
+    assert again.json() == first.json() and again["ETag"] == first["ETag"]
+    # Read ahead or not: another provider's user and an unknown id are 404.
+    assert scim.get(f"/Users/{theirs}").status_code == 404
+    assert scim.get(f"/Users/{uuid.uuid4()}").status_code == 404
+    assert scim.get("/Users/not-a-uuid").status_code == 404

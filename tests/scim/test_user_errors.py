@@ -322,7 +322,11 @@ def test_collision_with_another_providers_user_is_409(scim, other_scim):
 # --- rate limit and unexpected errors ---------------------------------------------------------
 
 
-def test_rate_limit_is_429_with_retry_after(scim):
+def test_rate_limit_is_429_with_retry_after(scim, monkeypatch):
+    from provisioning.scim.authentication import ProviderRateThrottle
+
+    # One fixed instant: a window boundary between two requests would reset the count.
+    monkeypatch.setattr(ProviderRateThrottle, "timer", lambda self: 1_800_000_030.0)
     cache.clear()
     try:
         with override_settings(GATEHOUSE_SCIM_RATE_LIMIT="3/m"):
