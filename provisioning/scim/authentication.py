@@ -159,10 +159,17 @@ class ProviderCredentialAuthentication(BaseAuthentication):
         if provider is None:
             raise exceptions.AuthenticationFailed("Invalid credentials for this SCIM base URL.")
         credential = (provider.auth_type, provider.credential_username, provider.secret_digest)
+        slug = view.kwargs.get("provider_slug", "")
+        remembered = _known.get(slug)
+        if remembered is not None and remembered != (provider.pk, *credential):
+            # Regenerated secret, or another provider at this slug: the old credential must
+            # not make the server read ahead any more. (Only a stale entry goes: a wrong
+            # credential cannot switch reading ahead off for the real identity provider.)
+            _known.pop(slug, None)
         error = credential_error(*credential, header)
         if error is not None:
             raise error[0](error[1])
-        _known[view.kwargs.get("provider_slug", "")] = (provider.pk, *credential)
+        _known[slug] = (provider.pk, *credential)
         view.provider = provider
         return ProviderPrincipal(provider), None
 

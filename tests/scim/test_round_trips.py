@@ -293,3 +293,25 @@ def test_a_get_by_id_is_read_with_the_provider(scim, other_scim):
     assert scim.get(f"/Users/{theirs}").status_code == 404
     assert scim.get(f"/Users/{uuid.uuid4()}").status_code == 404
     assert scim.get("/Users/not-a-uuid").status_code == 404
+
+
+def test_a_regenerated_secret_stops_the_old_one_reading_ahead(scim):
+    from urllib.parse import quote
+
+    from provisioning.services import regenerate_credentials
+    from synclog.record import Actor
+
+    assert scim.post("/Users", new_user(1)).status_code == 201
+    path = "/Users?filter=" + quote('userName eq "user1@example.com"')
+    assert scim.get(path).status_code == 200  # the old secret, accepted and remembered
+    regenerate_credentials(scim.provider, actor=Actor.system("tests"))
+    assert scim.get(path).status_code == 401  # read ahead once more, then forgotten
+    statements = []
+
+    def spy(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        assert scim.get(path).status_code == 401
+    assert len(statements) == 1  # the provider only
