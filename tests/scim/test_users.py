@@ -617,6 +617,21 @@ def test_put_active_false_blocks_the_user(scim):
     assert r.json() == expected_scim_user(scim, user)
 
 
+def test_put_changing_attributes_and_deactivating_at_once_ends_as_answered(make_scim):
+    # The attribute UPDATE and the status UPDATE of one row both go with the batched tail:
+    # in order, so the row ends as the answer says (status, title, lastModified, ETag).
+    client = make_scim("Immediate", "token", delay=timedelta(0))
+    user = created(client, new_user(1))
+    uid = user.provider_link.scim_id
+    r = client.put(f"/Users/{uid}", new_user(1, active=False, title="Retired"))
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert user.status == UserStatus.DEACTIVATED and user.title == "Retired"
+    assert r.json() == expected_scim_user(client, user)
+    again = client.get(f"/Users/{uid}")
+    assert again.json() == r.json() and again["ETag"] == r["ETag"]
+
+
 def test_active_true_reactivates_a_deactivated_user(make_scim):
     client = make_scim("Immediate", "token", delay=timedelta(0))
     user = created(client, new_user(1))
