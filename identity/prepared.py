@@ -10,6 +10,8 @@ compiled per request.
 
 from __future__ import annotations
 
+from contextlib import ExitStack, contextmanager
+
 from django.db import connection
 
 
@@ -100,19 +102,31 @@ class CompiledQuery:
                 raise RuntimeError(f"unexpected column order for {model.__name__}")
             self._columns = columns
         columns = self._columns
-        found = None
-        with connection.cursor() as cursor:
-            if other is None:
+        if other is None:
+            with connection.cursor() as cursor:
                 cursor.execute(sql, params)
-            else:
-                with connection.cursor() as second:
-                    if connection.vendor == "postgresql":
-                        with connection.wrap_database_errors, connection.connection.pipeline():
-                            cursor.execute(sql, params)
-                            second.execute(*other)
-                    else:
-                        cursor.execute(sql, params)
-                        second.execute(*other)
-                    found = ([column[0] for column in second.description], second.fetchall())
-            row = cursor.fetchone()
+                row, found = cursor.fetchone(), None
+        else:
+            with sent_together((sql, params), other) as (cursor, second):
+                row = cursor.fetchone()
+                found = ([column[0] for column in second.description], second.fetchall())
         return (None if row is None else columns.instance(row)), found
+
+
+@contextmanager
+def sent_together(*statements: tuple[str, list]):
+    """Run each (SQL, parameters) on a cursor of its own, in order; on PostgreSQL all in one
+    round trip (a pipeline, whose first error is raised as Django's). Yields the cursors,
+    their results ready."""
+    with ExitStack() as stack:
+        # The cursors first: opening one is where Django replaces a connection the server
+        # dropped (its health check), so the pipeline runs on the one it opened.
+        cursors = [stack.enter_context(connection.cursor()) for _ in statements]
+        if connection.vendor == "postgresql":
+            with connection.wrap_database_errors, connection.connection.pipeline():
+                for cursor, statement in zip(cursors, statements, strict=True):
+                    cursor.execute(*statement)
+        else:
+            for cursor, statement in zip(cursors, statements, strict=True):
+                cursor.execute(*statement)
+        yield cursors

@@ -148,12 +148,12 @@ def _set_status(user: User, status: str, now) -> None:
     update_columns_later(user, status=status, updated_at=now)
 
 
-def _close(row: PendingDeactivation, state: str, now, *, read_later: bool = True) -> None:
-    """``read_later=False``: nothing in the request reads the row's state again, so the
-    UPDATE goes through synclog.later (it cannot fail: a closed row is outside the partial
-    unique constraint on open ones)."""
+def _close(row: PendingDeactivation, state: str, now, *, deferred: bool = False) -> None:
+    """``deferred``: nothing in the request reads the row's state again, so the UPDATE goes
+    through synclog.later (it cannot fail: a closed row is outside the partial unique
+    constraint on open ones)."""
     finished = state in (DeactivationState.DONE, DeactivationState.CANCELLED)
-    update = update_columns if read_later else update_columns_later
+    update = update_columns_later if deferred else update_columns
     update(row, state=state, finished_at=now if finished else None)
 
 
@@ -365,7 +365,7 @@ def _cancel(user: User, row: PendingDeactivation, *, actor: Actor) -> User:
     now = timezone.now()
     provider = _provider_of(user, actor, row)
     was = row.state
-    _close(row, DeactivationState.CANCELLED, now, read_later=False)
+    _close(row, DeactivationState.CANCELLED, now, deferred=True)
     changes = [
         (
             SyncChange.DEACTIVATION_CANCELLED,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.db import connection
 
+from identity.prepared import sent_together
 from synclog import later
 from synclog.column_values import InsertStatement, Prepared
 
@@ -72,14 +73,7 @@ def insert_then_read(instance, sql: str, params: list) -> tuple[bool, tuple | No
     round trip on PostgreSQL: both go out in a pipeline, the read whether or not the row
     went in. Returns whether it was inserted, and the read's first row."""
     insert_sql, insert_params, returning = _insert(instance, True)
-    with connection.cursor() as inserting, connection.cursor() as reading:
-        if connection.vendor == "postgresql":
-            with connection.wrap_database_errors, connection.connection.pipeline():
-                inserting.execute(insert_sql, insert_params)
-                reading.execute(sql, params)
-        else:
-            inserting.execute(insert_sql, insert_params)
-            reading.execute(sql, params)
+    with sent_together((insert_sql, insert_params), (sql, params)) as (inserting, reading):
         return _inserted(instance, inserting, returning), reading.fetchone()
 
 

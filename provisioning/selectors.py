@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from identity.models import OPEN_DEACTIVATION_STATES, PendingDeactivation, User
-from identity.prepared import PreparedColumns
+from identity.prepared import PreparedColumns, sent_together
 
 from .models import GroupMembership, Provider, ProviderUser, ScimGroup
 
@@ -70,17 +70,18 @@ def provider_user_by_scim_id(
     sql, links, users = _link_with_user(for_update)
     key = ProviderUser._meta.get_field("scim_id").get_db_prep_value(scim_id, connection)
     with_open = open_deactivation and for_update and connection.vendor == "postgresql"
-    with connection.cursor() as cursor:
-        if with_open:
-            pending_sql, pending_columns = _open_deactivation_of_link()
-            with connection.cursor() as pending:
-                with connection.wrap_database_errors, connection.connection.pipeline():
-                    cursor.execute(sql, [provider.pk, key])
-                    pending.execute(pending_sql, [provider.pk, key, *OPEN_DEACTIVATION_STATES])
-                open_row = pending.fetchone()
-        else:
+    if with_open:
+        pending_sql, pending_columns = _open_deactivation_of_link()
+        pending_params = [provider.pk, key, *OPEN_DEACTIVATION_STATES]
+        with sent_together((sql, [provider.pk, key]), (pending_sql, pending_params)) as (
+            cursor,
+            pending,
+        ):
+            row, open_row = cursor.fetchone(), pending.fetchone()
+    else:
+        with connection.cursor() as cursor:
             cursor.execute(sql, [provider.pk, key])
-        row = cursor.fetchone()
+            row = cursor.fetchone()
     if row is None:
         return None
     link = link_from_row(row, provider)

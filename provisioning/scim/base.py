@@ -93,6 +93,15 @@ class ScimView(APIView):
             request_id=self.request.scim_request_id,
         )
 
+    def rows_read_ahead(self, statement: tuple[str, list]) -> tuple[list, list] | None:
+        """The column names and rows authentication read ahead for this view
+        (``authentication.provider_for_request``), when they are of this very statement
+        for the authenticated provider; else None."""
+        ahead = getattr(self, "read_ahead", None)
+        if ahead is None or ahead[0] != self.provider.pk or ahead[1] != statement:
+            return None
+        return ahead[2]
+
     def json_body(self):
         """The parsed body, read inside the handler so a parse error is a SCIM 400."""
         data = self.request.data

@@ -102,7 +102,9 @@ def _rows_query(queryset=None):
     )
 
 
-def _rows_from(names: list[str], fetched: list[tuple]) -> list[dict[str, Any]]:
+def rows_from(names: list[str], fetched: list[tuple]) -> list[dict[str, Any]]:
+    """The rows of a statement of this module, as plain dicts (also for one read elsewhere,
+    ``rows_where_statement``)."""
     rows = []
     for values in fetched:
         row = dict(zip(names, values, strict=True))
@@ -134,7 +136,7 @@ def rows_by_ids(ids: list[int]) -> list[dict[str, Any]]:
         cursor.execute(*_with_ids(_ROWS_SQL, ids))
         names = [column[0] for column in cursor.description]
         fetched = cursor.fetchall()
-    by_id = {row["id"]: row for row in _rows_from(names, fetched)}
+    by_id = {row["id"]: row for row in rows_from(names, fetched)}
     return [by_id[i] for i in ids if i in by_id]
 
 
@@ -150,7 +152,7 @@ def rows_after(provider: Provider, anchor: int, count: int) -> list[dict[str, An
     """The rows of ``provider``'s next ``count`` users after link id ``anchor`` (keyset
     paging): the page and its rows in one statement, an index walk on (provider, id). What a
     first page and every page of a sequential walk (Okta's import) read."""
-    return _rows_from(*_ROWS_AFTER.run(provider.pk, anchor, count))
+    return rows_from(*_ROWS_AFTER.run(provider.pk, anchor, count))
 
 
 # The filter every IdP sends before it creates or links a user, each naming at most one.
@@ -184,18 +186,13 @@ def rows_where_statement(provider_id: int, attribute: str, value: str) -> tuple[
     return _ROWS_WHERE[attribute].statement(provider_id, value)
 
 
-def rows_from(names: list[str], fetched: list[tuple]) -> list[dict[str, Any]]:
-    """The rows of a statement of this module, read elsewhere (``rows_where_statement``)."""
-    return _rows_from(names, fetched)
-
-
 def rows_where(provider: Provider, attribute: str, value: str) -> list[dict[str, Any]]:
     """The rows of ``provider``'s users whose userName equals ``value`` case-insensitively
     (``attribute="username"``) or whose non-empty externalId equals it exactly
     (``"external_id"``): at most one user, in one statement."""
     if attribute not in _ROWS_WHERE or not value:
         raise ValueError(f"{attribute!r} = {value!r} does not name at most one user")
-    return _rows_from(*_ROWS_WHERE[attribute].run(provider.pk, value))
+    return rows_from(*_ROWS_WHERE[attribute].run(provider.pk, value))
 
 
 def row_from_link(link: ProviderUser, groups_json: str | None) -> dict[str, Any] | None:

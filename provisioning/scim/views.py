@@ -172,25 +172,23 @@ class UserResourceMixin:
 
     def get_link(self, scim_id: str, *, for_update: bool = False) -> ProviderUser:
         key = parse_uuid(scim_id)
-        ahead = getattr(self, "read_ahead", None)
-        if not for_update and key and ahead and ahead[0] == self.provider.pk:
-            _, statement, (_, rows) = ahead
-            if statement == link_by_scim_id_statement(self.provider.pk, key):
-                if not rows:
-                    raise errors.NotFound(f"User {scim_id!r} not found.")
-                return link_from_row(rows[0], self.provider)
-        # for_update: the link and its user, locked together: user_sync writes through both,
-        # and (PUT, PATCH) the user's open deactivation with them, for active=true.
-        link = (
-            provider_user_by_scim_id(
+        ahead = None
+        if key and not for_update:
+            ahead = self.rows_read_ahead(link_by_scim_id_statement(self.provider.pk, key))
+        if not key:
+            link = None
+        elif ahead is not None:
+            rows = ahead[1]
+            link = link_from_row(rows[0], self.provider) if rows else None
+        else:
+            # for_update: the link and its user, locked together: user_sync writes through
+            # both, and (PUT, PATCH) the user's open deactivation with them, for active=true.
+            link = provider_user_by_scim_id(
                 self.provider,
                 key,
                 for_update=for_update,
                 open_deactivation=for_update and self.request.method in ("PUT", "PATCH"),
             )
-            if key
-            else None
-        )
         if link is None:
             raise errors.NotFound(f"User {scim_id!r} not found.")
         return link
@@ -227,8 +225,10 @@ class UsersView(UserResourceMixin, ScimView):
         if equality is not None and not params.get("sortBy"):
             # At most one match: one statement, no parser, no COUNT (what page_of answers).
             start, count = paging(request)
-            found = self._read_ahead(provider, equality)
-            if found is None:
+            ahead = self.rows_read_ahead(user_rows.rows_where_statement(provider.pk, *equality))
+            if ahead is not None:
+                found = user_rows.rows_from(*ahead)
+            else:
                 found = user_rows.rows_where(provider, *equality)
             page = self.render_rows(found[start - 1 : start - 1 + count])
             return Response(list_response(page, len(found), start))
@@ -256,16 +256,6 @@ class UsersView(UserResourceMixin, ScimView):
         if equality is None:
             return None
         return user_rows.rows_where_statement(provider_id, *equality)
-
-    def _read_ahead(self, provider, equality) -> list[dict] | None:
-        """The rows read with the provider, when they were read for this very provider."""
-        ahead = getattr(self, "read_ahead", None)
-        if ahead is None or ahead[0] != provider.pk:
-            return None
-        _, statement, (names, rows) = ahead
-        if statement != user_rows.rows_where_statement(provider.pk, *equality):
-            return None
-        return user_rows.rows_from(names, rows)
 
     def post(self, request, provider_slug):
         adapter = UserAdapter.from_resource(self.json_body())
