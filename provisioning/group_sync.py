@@ -38,6 +38,14 @@ class Member(NamedTuple):
     username: str
 
 
+class MemberChanges(NamedTuple):
+    """A PATCH's adds and removes of members, as SCIM ids in request order, when it never
+    replaced the whole list: the service then reads only the memberships they name."""
+
+    added: list[str]
+    removed: list[str]
+
+
 def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -55,6 +63,26 @@ def current_members(group: ScimGroup) -> dict[str, Member]:
         .values_list("user__provider_link__scim_id", "user_id", "user__username")
     )
     return {str(scim_id): Member(user_id, username) for scim_id, user_id, username in rows}
+
+
+def members_among(group: ScimGroup, ids: Iterable[str]) -> dict[str, Member]:
+    """Which of these SCIM ids are members of the group (as ``current_members`` sees them):
+    one indexed lookup per id, whatever the group's size. Ids that are no UUID are no member."""
+    keys = []
+    for member in ids:
+        try:
+            keys.append(uuid.UUID(member))
+        except ValueError:
+            pass
+    found: dict[str, Member] = {}
+    for chunk in _chunks(keys):
+        rows = GroupMembership.objects.filter(
+            group=group,
+            user__provider_link__provider=group.provider_id,
+            user__provider_link__scim_id__in=chunk,
+        ).values_list("user__provider_link__scim_id", "user_id", "user__username")
+        found.update({str(s): Member(u, name) for s, u, name in rows})
+    return found
 
 
 def _resolve(provider: Provider, ids: Iterable[str]) -> dict[str, Member]:
@@ -182,19 +210,27 @@ def create_group(
 def update_group(
     group: ScimGroup, state: dict[str, Any], *, referenced: Iterable[str] = (), actor: Actor
 ) -> ScimGroup:
-    """PUT or PATCH /Groups/<id>: ``state`` is the whole desired group. Writes only what
-    changed: a member added twice or removed while absent writes nothing.
+    """PUT or PATCH /Groups/<id>: ``state`` is the whole desired group, its ``members`` the
+    whole list or a PATCH's ``MemberChanges``. Writes only what changed: a member added twice
+    or removed while absent writes nothing.
 
     The caller locks the group (``select_for_update``) before staging from it.
     """
     state = _validated(state)
-    current = current_members(group)
-    wanted = list(dict.fromkeys(state["members"]))
-    # Current members are known good; everything else the request named must resolve.
+    referenced = list(referenced)
+    changes = state["members"]
+    if isinstance(changes, MemberChanges):
+        current = members_among(group, [*referenced, *changes.added, *changes.removed])
+        wanted = changes.added
+        removed = [current[m] for m in dict.fromkeys(changes.removed) if m in current]
+    else:
+        current = current_members(group)
+        wanted = list(dict.fromkeys(changes))
+        wanted_set = set(wanted)
+        removed = [member for scim_id, member in current.items() if scim_id not in wanted_set]
+    # Current members are known good; everything else the request added must resolve.
     resolved = _resolve(group.provider, [m for m in [*wanted, *referenced] if m not in current])
-    wanted_set = set(wanted)
     added = [resolved[m] for m in wanted if m not in current]
-    removed = [member for scim_id, member in current.items() if scim_id not in wanted_set]
     old_name = group.display_name
     changed_attributes = [
         (name, getattr(group, field), state[field])

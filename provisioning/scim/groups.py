@@ -11,7 +11,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from provisioning.models import GroupMembership, ScimGroup
+from provisioning.group_sync import MemberChanges
+from provisioning.models import ScimGroup
 
 from . import errors, patch
 from .schema import CORE_GROUP
@@ -29,6 +30,14 @@ def canonical_id(value: str) -> str:
         return str(uuid.UUID(value))
     except ValueError:
         return value
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def member_ids(value: Any, name: str = "members") -> list[str]:
@@ -55,9 +64,33 @@ class GroupAdapter:
     """Stages a group's SCIM state: ``display_name``, ``external_id``, ``members``."""
 
     def __init__(self, state: dict[str, Any], *, scim_id: str | None = None):
-        self.state = {**state, "members": list(state["members"])}
+        """``state["members"]`` is the whole desired member list, or None for a PATCH: then
+        adds and removes are only noted (``staged``), so that a PATCH adding one member
+        to a group of 100,000 reads one membership, not 100,000. A replace of the members (or
+        a remove of them all) makes the list whole again."""
+        self.state = dict(state)
+        if state["members"] is not None:
+            self.state["members"] = list(state["members"])
         self.scim_id = scim_id
-        self.referenced: list[str] = []
+        self.referenced: list[str] = []  # ids added or replaced in: each must resolve
+        self._added: dict[str, None] = {}  # insertion-ordered sets
+        self._removed: dict[str, None] = {}
+
+    @classmethod
+    def for_patch(cls, group: ScimGroup) -> GroupAdapter:
+        return cls(
+            {"display_name": group.display_name, "external_id": group.external_id, "members": None},
+            scim_id=str(group.scim_id),
+        )
+
+    @property
+    def staged(self) -> dict[str, Any]:
+        """The state for ``group_sync``: members are the whole list, or a PATCH's
+        ``MemberChanges`` when it never replaced them all."""
+        if self.state["members"] is not None:
+            return self.state
+        changes = MemberChanges(added=list(self._added), removed=list(self._removed))
+        return {**self.state, "members": changes}
 
     # --- full resources (POST, PUT) ---------------------------------------------------------
     @classmethod
@@ -89,6 +122,11 @@ class GroupAdapter:
 
     def add_members(self, ids: list[str]) -> None:
         self.referenced.extend(ids)
+        if self.state["members"] is None:
+            for member in ids:
+                self._removed.pop(member, None)
+                self._added[member] = None
+            return
         present = set(self.state["members"])
         for member in ids:
             if member not in present:
@@ -96,13 +134,35 @@ class GroupAdapter:
                 present.add(member)
 
     def remove_members(self, ids: list[str]) -> None:
-        self.referenced.extend(ids)
+        # Not referenced: removing a user id that is no member (a user the provider since
+        # DELETEd, whose id Entra resends from its cache, or one it never pushed) is a no-op,
+        # as is removing an absent member, and the request's other removals still happen.
+        # Failing the batch would leave those users in the group. An id that cannot be a
+        # user's at all (no UUID: a userName, an externalId) is a client mistake, though.
+        malformed = [member for member in ids if not _is_uuid(member)]
+        if malformed:
+            raise errors.InvalidValue(
+                f"{malformed[0]!r} is not a user id: members are removed by the id the server "
+                "gave the user. Nothing was changed."
+            )
+        if self.state["members"] is None:
+            for member in ids:
+                self._added.pop(member, None)
+                self._removed[member] = None
+            return
         gone = set(ids)
         self.state["members"] = [m for m in self.state["members"] if m not in gone]
 
+    def remove_all_members(self) -> None:
+        self.replace_members([])
+
     def replace_members(self, ids: list[str]) -> None:
+        # The whole list from here on: earlier adds and removes of this request no longer
+        # matter, and the service diffs it against every current member.
         self.referenced.extend(ids)
         self.state["members"] = list(dict.fromkeys(ids))
+        self._added.clear()
+        self._removed.clear()
 
     # --- PATCH ------------------------------------------------------------------------------
     def apply_patch(self, body: Any) -> None:
@@ -141,7 +201,7 @@ class GroupAdapter:
                 )
             self.remove_members([canonical_id(member_filter)])
         elif op == "remove" and value is None:
-            self.remove_members(list(self.state["members"]))  # remove all (RFC 7644 §3.5.2.2)
+            self.remove_all_members()  # RFC 7644 §3.5.2.2
         elif op == "remove":
             # Entra: {"op":"Remove","path":"members","value":[{"value":"<id>"}]}
             self.remove_members(member_ids(value))
@@ -181,11 +241,11 @@ def etag(group: ScimGroup) -> str:
     return f'W/"{group.version}"'
 
 
-def member_resource(membership: GroupMembership, base_url: str) -> dict:
-    """A member as RFC 7643 §4.2 has it; ``membership.user.provider_link`` must be loaded."""
-    scim_id = str(membership.user.provider_link.scim_id)
-    # No "display": it is readOnly and optional, and what a client PATCHed into members
-    # ({"value": id}) must read back the same (scim2-tester checks the round trip).
+def member_resource(scim_id: str, base_url: str) -> dict:
+    """A member as RFC 7643 §4.2 has it, from the user's SCIM id.
+
+    No "display": it is readOnly and optional, and what a client PATCHed into members
+    ({"value": id}) must read back the same (scim2-tester checks the round trip)."""
     return {"value": scim_id, "$ref": f"{base_url}/Users/{scim_id}", "type": "User"}
 
 

@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from identity.models import Organization, User
+from provisioning import group_sync
 from provisioning.models import GroupMembership, ProviderUser, ScimGroup
 from synclog.models import AuditLogEntry, SyncLogEntry
 from tests.identity.factories import UserFactory
@@ -564,24 +565,115 @@ def test_add_of_a_member_this_provider_did_not_provision_is_400_and_nothing_appl
     assert member_ids(group["id"]) == [alice]
 
 
-def test_remove_of_an_unknown_member_is_400_and_nothing_applied(scim):
-    alice, bob = make_users(scim, 2)
+def test_patch_adds_and_removes_read_only_the_memberships_they_name(scim, monkeypatch):
+    # Entra and Okta send membership changes a few at a time: each must cost the same in a
+    # group of 100,000 as in a group of 3, so the whole member list is never read for them.
+    alice, bob, carol, dave = make_users(scim, 4)
     group = make_group(scim, members=[alice, bob])
-    unknown = "0b7e8a4c-3d8e-4d6a-9c1e-2f1f9d0a7b11"
-    before = snapshot()
+    mark = last_row_id()
+
+    def whole_list_read(group):
+        raise AssertionError("a PATCH of adds and removes read every member")
+
+    monkeypatch.setattr(group_sync, "current_members", whole_list_read)
     r = scim.patch(
         f"/Groups/{group['id']}",
         patch_body(
-            {"op": "Remove", "path": "members", "value": [{"value": alice}, {"value": unknown}]}
+            # carol in then out again, dave out then in: the last operation wins.
+            {"op": "add", "path": "members", "value": [{"value": carol}, {"value": dave}]},
+            {"op": "remove", "path": f'members[value eq "{carol}"]'},
+            {"op": "remove", "path": "members", "value": [{"value": alice}, {"value": dave}]},
+            {"op": "add", "path": "members", "value": [{"value": dave}, {"value": bob}]},
+        ),
+    )
+    assert r.status_code == 200, r.content
+    assert [m["value"] for m in r.json()["members"]] == [bob, dave]
+    assert member_ids(group["id"]) == [bob, dave]
+    assert rows_after(mark) == [
+        ("group_membership_changed", username(dave), "groups", "", "Engineering"),
+        ("group_membership_changed", username(alice), "groups", "Engineering", ""),
+    ]
+
+
+def test_patch_mixing_a_replace_of_members_with_adds_uses_the_whole_list(scim):
+    alice, bob, carol = make_users(scim, 3)
+    group = make_group(scim, members=[alice, bob])
+    r = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body(
+            {"op": "add", "path": "members", "value": [{"value": carol}]},
+            {"op": "replace", "path": "members", "value": [{"value": bob}]},
+            {"op": "add", "path": "members", "value": [{"value": alice}]},
+        ),
+    )
+    assert r.status_code == 200, r.content
+    assert member_ids(group["id"]) == [alice, bob]
+
+
+def test_patch_adding_a_user_of_no_provider_with_a_removal_is_400_and_nothing_applied(scim):
+    alice, bob = make_users(scim, 2)
+    group = make_group(scim, members=[alice])
+    before = snapshot()
+    unknown = "0b7e8a4c-3d8e-4d6a-9c1e-2f1f9d0a7b11"
+    r = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body(
+            {"op": "add", "path": "members", "value": [{"value": bob}, {"value": unknown}]},
+            {"op": "remove", "path": "members", "value": [{"value": unknown}]},
         ),
     )
     assert_error(r, 400, "invalidValue", unknown)
     assert snapshot() == before
+
+
+def test_remove_of_an_unknown_or_deleted_member_is_a_no_op_beside_the_real_removal(scim):
+    # Entra resends ids from its cache: one of a user it since DELETEd must not fail the
+    # batch, or the request's real removals never happen and those users keep the group.
+    alice, bob, carol = make_users(scim, 3)
+    group = make_group(scim, members=[alice, bob, carol])
+    assert scim.delete(f"/Users/{carol}").status_code == 204
+    unknown = "0b7e8a4c-3d8e-4d6a-9c1e-2f1f9d0a7b11"
+    mark = last_row_id()
     r = scim.patch(
         f"/Groups/{group['id']}",
-        patch_body({"op": "remove", "path": f'members[value eq "{unknown}"]'}),
+        patch_body(
+            {
+                "op": "Remove",
+                "path": "members",
+                "value": [{"value": alice}, {"value": unknown}, {"value": carol}],
+            }
+        ),
     )
-    assert_error(r, 400, "invalidValue", unknown)
+    assert r.status_code == 200, r.content
+    assert [m["value"] for m in r.json()["members"]] == [bob]
+    assert rows_after(mark) == [
+        ("group_membership_changed", username(alice), "groups", "Engineering", "")
+    ]
+    mark = last_row_id()
+    before = snapshot()
+    for path in (f'members[value eq "{unknown}"]', f'members[value eq "{carol.upper()}"]'):
+        r = scim.patch(f"/Groups/{group['id']}", patch_body({"op": "remove", "path": path}))
+        assert r.status_code == 200, r.content
+    assert snapshot()[:2] == before[:2]
+    assert rows_after(mark) == []
+
+
+def test_remove_of_an_id_that_is_no_user_id_is_400_and_nothing_applied(scim):
+    alice, bob = make_users(scim, 2)
+    group = make_group(scim, members=[alice, bob])
+    before = snapshot()
+    r = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body(
+            {"op": "Remove", "path": "members", "value": [{"value": alice}, {"value": "bob"}]}
+        ),
+    )
+    assert_error(r, 400, "invalidValue", "'bob' is not a user id")
+    r = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body({"op": "remove", "path": 'members[value eq "user1@example.com"]'}),
+    )
+    assert_error(r, 400, "invalidValue", "'user1@example.com'")
     assert snapshot() == before
 
 
