@@ -102,7 +102,8 @@ def coerce_string(value: Any, name: str) -> str:
 
 
 def _pick(items: Any, name: str) -> dict | None:
-    """The entry of a multi-valued attribute Gatehouse keeps: primary, else work, else first."""
+    """The entry of a multi-valued attribute Gatehouse keeps: primary, else work, else one
+    with no type, else the first."""
     if items is None:
         return None
     if isinstance(items, dict):
@@ -114,6 +115,9 @@ def _pick(items: Any, name: str) -> dict | None:
             return item
     for item in items:
         if str(item.get("type", "")).lower() in _PREFERRED_TYPES:
+            return item
+    for item in items:
+        if not item.get("type"):
             return item
     return items[0] if items else None
 
@@ -267,7 +271,25 @@ class UserAdapter(SCIMMixin):
             if field != IGNORED:
                 self.clear_field(field)
             return
+        if op == "add" and whole_complex and not _adds_a_kept_entry(attribute, value):
+            # RFC 7644 §3.5.2.1: an add to a multi-valued attribute adds values. Adding only
+            # entries Gatehouse does not keep (a "home" email) leaves the kept one as it is.
+            return
         self.set_path(attribute, sub, uri, value)
+
+
+def _adds_a_kept_entry(attribute: str, value: Any) -> bool:
+    """Whether an add of ``emails`` or ``addresses`` brings an entry Gatehouse keeps: a
+    primary one, a work one, or one with no type."""
+    if attribute.lower() not in ("emails", "addresses") or not isinstance(value, (list, dict)):
+        return True  # name, or a malformed value that set_path refuses
+    items = [value] if isinstance(value, dict) else value
+    return any(
+        not isinstance(item, dict)  # set_path refuses it
+        or item.get("primary") in (True, "true", "True")
+        or str(item.get("type") or "work").lower() in _PREFERRED_TYPES
+        for item in items
+    )
 
 
 def _split_key(key: str) -> tuple[str, str | None, str | None]:

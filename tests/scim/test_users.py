@@ -442,6 +442,38 @@ def test_patch_value_path_on_work_email(scim):
     assert user.email == "a@b.com"
 
 
+@pytest.mark.parametrize("op", ["add", "Add"])
+def test_patch_add_of_only_home_email_and_address_keeps_the_work_ones(scim, op):
+    # RFC 7644 §3.5.2.1: an add to a multi-valued attribute adds values; Gatehouse keeps the
+    # work ones only, so a home email or address must not overwrite them (nor become "work").
+    user = created(
+        scim, new_user(1, addresses=[{"type": "work", "locality": "Paris", "country": "FR"}])
+    )
+    r = scim.patch(
+        f"/Users/{user.provider_link.scim_id}",
+        patch_ops(
+            {"op": op, "path": "emails", "value": [{"value": "home@x.com", "type": "home"}]},
+            {"op": op, "value": {"addresses": [{"locality": "Homeville", "type": "home"}]}},
+        ),
+    )
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert (user.email, user.locality, user.country) == ("user1@example.com", "Paris", "FR")
+    r = scim.patch(
+        f"/Users/{user.provider_link.scim_id}",
+        patch_ops(
+            {
+                "op": op,
+                "path": "emails",
+                "value": [{"value": "h@x.com", "type": "home"}, {"value": "w@x.com"}],
+            }
+        ),
+    )
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert user.email == "w@x.com"
+
+
 def test_patch_remove_whole_multi_valued_attribute_clears_it(scim):
     user = created(
         scim, new_user(1, addresses=[{"type": "work", "locality": "London", "country": "GB"}])
