@@ -13,7 +13,9 @@ Extends scim2-filter-parser's Django Q transpiler where it falls short for us:
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 
 from django.db.models import Q
 from scim2_filter_parser import ast as scim2ast
@@ -77,6 +79,7 @@ GROUP_FILTER_ATTRIBUTES.update(
 )
 
 CASE_EXACT = {"scim_id", "external_id", "memberships__user__provider_link__scim_id"}
+_UUIDS = {"scim_id", "memberships__user__provider_link__scim_id"}
 
 
 class _Quoted(str):
@@ -85,10 +88,33 @@ class _Quoted(str):
     text (``externalId eq "true"`` compares with the text true)."""
 
 
+# A filter's string value is a JSON string (RFC 7644 §3.4.2.2): it may hold escapes such as
+# \" or \u00e9, which scim2-filter-parser's lexer does not know (it ends the value at the
+# first quote). Such values are decoded here and stand in the text as a placeholder the lexer
+# reads: NUL, which no filter may contain (``_check_text``), then the value's number.
+_JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
 def _tokens(filter_text: str):
-    for token in SCIMLexer().tokenize(filter_text):
+    decoded: list[str] = []
+
+    def placeholder(match: re.Match) -> str:
+        if "\\" not in match.group(1):
+            return match.group(0)
+        try:
+            value = json.loads(match.group(0))
+        except ValueError:
+            raise errors.InvalidFilter(f"Invalid string {match.group(0)} in the filter.") from None
+        _check_text(value)
+        decoded.append(value)
+        return f'"\x00{len(decoded) - 1}"'
+
+    for token in SCIMLexer().tokenize(_JSON_STRING.sub(placeholder, filter_text)):
         if token.type == "COMP_VALUE":
-            token.value = _Quoted(token.value)
+            value = token.value
+            if value.startswith("\x00"):
+                value = decoded[int(value[1:])]
+            token.value = _Quoted(value)
         yield token
 
 
@@ -138,6 +164,13 @@ class _Transpiler(django_q_object.Transpiler):
             if attr in CASE_EXACT and attr != "external_id":  # UUIDs: present = not null
                 return Q(**{f"{attr}__isnull": False})
             return ~Q(**{attr: ""}) & Q(**{f"{attr}__isnull": False})
+        if op in ("eq", "ne") and attr in _UUIDS and isinstance(value, str):
+            # An id that is no UUID names no resource: eq selects none, ne all (it is a
+            # valid filter, not a 400; Entra asks 'id eq "<its own id>"').
+            try:
+                value = uuid.UUID(value)
+            except ValueError:
+                return Q(pk__in=[]) if op == "eq" else Q()
         if op in ("eq", "ne"):
             lookup = "exact" if attr in CASE_EXACT or isinstance(value, bool) else "ci_exact"
             if value is None:

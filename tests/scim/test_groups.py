@@ -270,8 +270,17 @@ def test_bad_filter_is_400_invalid_filter(scim):
     assert_error(scim.get('/Groups?filter=members[type eq "User"]'), 400, "invalidFilter")
     assert_error(scim.get('/Groups?filter=nickname eq "x"'), 400, "invalidFilter")
     assert_error(scim.get("/Groups?filter=displayName eq"), 400, "invalidFilter")
-    assert_error(scim.get('/Groups?filter=id eq "not-a-uuid"'), 400, "invalidFilter")
-    assert_error(scim.get('/Groups?filter=members.value eq "zz"'), 400, "invalidFilter")
+
+
+def test_an_id_that_is_no_uuid_names_no_group(scim):
+    # A valid filter that names nothing: no results, not a 400.
+    group = make_group(scim)
+    for text in ('id eq "not-a-uuid"', 'members.value eq "zz"', 'members[value eq "zz"]'):
+        r = scim.get(f"/Groups?filter={text}")
+        assert r.status_code == 200, r.content
+        assert r.json()["totalResults"] == 0
+    r = scim.get('/Groups?filter=id ne "not-a-uuid"')
+    assert [g["id"] for g in r.json()["Resources"]] == [group["id"]]
 
 
 def test_sort_by_members_is_400(scim):

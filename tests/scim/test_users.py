@@ -271,6 +271,36 @@ def test_an_equality_with_an_escaped_quote_goes_through_the_parser(scim, five_us
     shortcut = scim.get("/Users", data={"filter": filter_text})
     parsed = scim.get("/Users", data={"filter": filter_text, "sortBy": "id"})
     assert (shortcut.status_code, shortcut.json()) == (parsed.status_code, parsed.json())
+    assert shortcut.status_code == 200, shortcut.content
+    assert shortcut.json()["totalResults"] == 0
+
+
+@pytest.mark.parametrize(
+    ("filter_text", "expected"),
+    [
+        # RFC 7644 §3.4.2.2: a filter's value is a JSON string, escapes and all.
+        ('displayName eq "Dana \\"D\\" Scully"', ["dana@example.com"]),
+        ('displayName co "\\"D\\""', ["dana@example.com"]),
+        ('displayName eq "Jos\\u00e9 \\\\ Ortiz" or userName eq "x\\"y"', ["jose@example.com"]),
+        ('userName eq "jose@example.com" and displayName ew "\\\\ Ortiz"', ["jose@example.com"]),
+    ],
+)
+def test_filter_values_are_json_strings_with_escapes(scim, filter_text, expected):
+    created(scim, new_user(1, userName="dana@example.com", displayName='Dana "D" Scully'))
+    created(scim, new_user(2, userName="jose@example.com", displayName="José \\ Ortiz"))
+    assert usernames(scim.get("/Users", data={"filter": filter_text})) == expected
+
+
+def test_an_id_that_is_no_uuid_names_no_user(scim, five_users):
+    assert usernames(scim.get("/Users", data={"filter": 'id eq "not-a-uuid"'})) == []
+    assert len(usernames(scim.get("/Users", data={"filter": 'id ne "zz"'}))) == 5
+
+
+@pytest.mark.parametrize(
+    "filter_text", ['userName eq "a\\x"', 'userName eq "\\u0000"', 'userName eq "\\ud800"']
+)
+def test_a_filter_string_with_a_bad_escape_or_character_is_400(scim, filter_text):
+    assert_scim_error(scim.get("/Users", data={"filter": filter_text}), 400, "invalidFilter")
 
 
 def test_list_filter_on_last_modified(scim, five_users):
