@@ -82,6 +82,7 @@ _CORE_SUB_ATTRIBUTES = {
     "groups": {"value", "$ref", "display", "type"},
 }  # fmt: skip
 _PREFERRED_TYPES = {"work"}
+_NOT_KEPT = "(not kept)"  # a value path selecting values of an attribute Gatehouse ignores
 
 
 def coerce_bool(value: Any, name: str) -> bool:
@@ -356,6 +357,10 @@ def parse_path(path: str) -> tuple[str, str | None, str | None, str | None]:
         type_filter = filter_value.lower()
     elif filter_attr == "primary" and filter_value.lower() == "true":
         type_filter = "primary"
+    elif attribute.lower() not in _COMPLEX and field_for_path(attribute, None, uri) == IGNORED:
+        # roles[value eq "Admin"], phoneNumbers[value eq "…"]: an attribute Gatehouse accepts
+        # and does not keep, whichever of its values the filter selects.
+        type_filter = _NOT_KEPT
     else:
         raise errors.InvalidPath(f"Unsupported value filter in path {path!r}.")
     return attribute, match["sub"], uri, type_filter

@@ -15,6 +15,7 @@ from tests.scim.conftest import (
     idp_request,
     new_user,
     payload,
+    patch_ops,
     snapshot,
 )
 
@@ -253,6 +254,27 @@ def test_entra_home_email_value_path_is_ignored(other_scim):
     body = payload("entra/patch_email_value_path")
     body["Operations"][0]["path"] = 'emails[type eq "home"].value'
     r = other_scim.patch(f"/Users/{user.provider_link.scim_id}", body)
+    assert r.status_code == 200, r.content
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"op": "Remove", "path": 'roles[value eq "Admin"]'},
+        {"op": "Replace", "path": 'phoneNumbers[value eq "+1 555 0100"].value', "value": "1"},
+        {"op": "Add", "path": 'roles[primary eq "False"].value', "value": "Reader"},
+        {"op": "Remove", "path": 'entitlements[value eq "x"]'},
+    ],
+)
+def test_entra_value_paths_on_attributes_not_kept_are_accepted_and_change_nothing(
+    other_scim, operation
+):
+    # Entra maps app roles and phone numbers by default; they are accepted and ignored
+    # whichever of their values a filter selects, like the attributes themselves.
+    user = created(other_scim, payload("entra/create_user"))
+    before = snapshot()
+    r = other_scim.patch(f"/Users/{user.provider_link.scim_id}", patch_ops(operation))
     assert r.status_code == 200, r.content
     assert snapshot() == before
 
