@@ -205,7 +205,9 @@ class UserAdapter(SCIMMixin):
         if current is not None:
             adapter.state["active"] = current["active"]
         for key, value in body.items():
-            if not isinstance(key, str):
+            if not isinstance(key, str) or value is None:
+                # null is unassigned (RFC 7643 §2.5), as if left out: a fresh state has
+                # nothing there, and active keeps its current value.
                 continue
             attribute, sub, uri = _split_key(key)
             if field_for_path(attribute, sub, uri) is not None or attribute.lower() in (

@@ -14,8 +14,8 @@ from tests.scim.conftest import (
     expected_scim_user,
     idp_request,
     new_user,
-    payload,
     patch_ops,
+    payload,
     snapshot,
 )
 

@@ -398,6 +398,25 @@ def test_put_without_active_keeps_the_user_blocked(scim):
     assert user.status == UserStatus.BLOCKED
 
 
+def test_null_attributes_in_a_resource_are_unassigned_as_if_left_out(scim):
+    # RFC 7643 §2.5: null and unassigned are the same; a null active on POST is the default
+    # (active), on PUT it keeps the current value, like an omitted one.
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    body = new_user(1, active=None, title=None, **{enterprise: None})
+    r = scim.post("/Users", body)
+    assert r.status_code == 201, r.content
+    user = User.objects.get(username="user1@example.com")
+    assert (user.status, user.title) == (UserStatus.ACTIVE, "")
+    scim.patch(
+        f"/Users/{user.provider_link.scim_id}",
+        patch_ops({"op": "replace", "value": {"active": False, "title": "Countess"}}),
+    )
+    r = scim.put(f"/Users/{user.provider_link.scim_id}", body)
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert (user.status, user.title) == (UserStatus.BLOCKED, "")
+
+
 def test_put_of_the_same_state_writes_nothing(scim):
     user = created(scim, new_user(1, title="Countess"))
     before = snapshot()
