@@ -820,6 +820,16 @@ def test_okta_push_of_thousands_of_members_in_one_request(scim):
     assert len(rows_after(mark)) == 1500
     r = scim.get(f"/Groups/{group['id']}")
     assert len(r.json()["members"]) == 1500, r.content
+    # Without a shaped answer, a PATCH of a group this big answers 204 with its ETag, not
+    # the whole member list; a small group's PATCH answers with the whole group.
+    etag = r["ETag"]
+    r = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body({"op": "remove", "path": f'members[value eq "{ids[0]}"]'}),
+    )
+    assert (r.status_code, r.content) == (204, b"")
+    assert r["ETag"] != etag and r["ETag"] == scim.get(f"/Groups/{group['id']}")["ETag"]
+    assert GroupMembership.objects.filter(group__scim_id=group["id"]).count() == 1499
 
 
 def test_user_deleted_and_pushed_again_is_not_silently_a_member_again(scim):
