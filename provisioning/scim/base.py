@@ -236,7 +236,7 @@ def project(resource: dict, request, always=("id", "schemas", "meta")) -> dict:
                     ]
                 else:
                     target[key] = value
-        return {k: v for k, v in out.items() if v != {}}
+        return _extensions_present({k: v for k, v in out.items() if v != {}})
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in resource.items()}
     for name in exclude:
         extension, top, sub = split(name)
@@ -256,7 +256,16 @@ def project(resource: dict, request, always=("id", "schemas", "meta")) -> dict:
                 elif not sub:
                     del target[key]
     # An extension or complex attribute left with nothing is left out, not rendered as {}.
-    return {k: v for k, v in out.items() if v != {} or k in always}
+    return _extensions_present({k: v for k, v in out.items() if v != {} or k in always})
+
+
+def _extensions_present(resource: dict) -> dict:
+    """``schemas`` names the core schema and the extensions whose objects are still there
+    (RFC 7643 §3), once ``attributes``/``excludedAttributes`` left some out."""
+    schemas = resource.get("schemas")
+    if isinstance(schemas, list) and len(schemas) > 1:
+        resource["schemas"] = [s for i, s in enumerate(schemas) if i == 0 or s in resource]
+    return resource
 
 
 SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"

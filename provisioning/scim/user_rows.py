@@ -238,7 +238,10 @@ def resource_from_row(row: dict[str, Any], base_url: str, groups: list | None) -
     """The SCIM representation of a provisioned user. Empty attributes are left out
     (RFC 7643 §2.5: unassigned and null are equivalent)."""
     scim_id = row["scim_id"]
-    resource: dict[str, Any] = {"schemas": [CORE_USER, ENTERPRISE_USER, GATEHOUSE_USER]}
+    # RFC 7643 §3: schemas names the schemas of the attributes present; the extensions are
+    # added below with their objects.
+    schemas = [CORE_USER]
+    resource: dict[str, Any] = {"schemas": schemas}
     resource["id"] = scim_id
     if row["external_id"]:
         resource["externalId"] = row["external_id"]
@@ -288,8 +291,10 @@ def resource_from_row(row: dict[str, Any], base_url: str, groups: list | None) -
         enterprise["manager"] = {"value": str(manager_id), "$ref": f"{base_url}/Users/{manager_id}"}
     if enterprise:
         resource[ENTERPRISE_USER] = enterprise
+        schemas.append(ENTERPRISE_USER)
     if row["org_attribute"]:
         resource[GATEHOUSE_USER] = {ORG_ATTRIBUTE: row["org_attribute"]}
+        schemas.append(GATEHOUSE_USER)
     if groups is not None:
         resource["groups"] = groups
     resource["meta"] = {

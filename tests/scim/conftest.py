@@ -144,7 +144,7 @@ def expected_scim_user(client: ScimClient, user, *, groups=None) -> dict:
     link = ProviderUser.objects.get(user=user)
     base = f"{settings.GATEHOUSE_BASE_URL}/scim/v2/{client.provider.slug}"
     body: dict = {
-        "schemas": [CORE_USER_URN, ENTERPRISE_URN, GATEHOUSE_URN],
+        "schemas": [CORE_USER_URN],
         "id": str(link.scim_id),
     }
     if link.external_id:
@@ -193,8 +193,10 @@ def expected_scim_user(client: ScimClient, user, *, groups=None) -> dict:
         enterprise["manager"] = {"value": manager_id, "$ref": f"{base}/Users/{manager_id}"}
     if enterprise:
         body[ENTERPRISE_URN] = enterprise
+        body["schemas"].append(ENTERPRISE_URN)  # RFC 7643 §3: the schemas of what is there
     if link.org_attribute:
         body[GATEHOUSE_URN] = {"c42OrgName": link.org_attribute}
+        body["schemas"].append(GATEHOUSE_URN)
     body["groups"] = list(groups or [])
     body["meta"] = {
         "resourceType": "User",

@@ -340,6 +340,26 @@ def test_list_attributes_returns_only_those_and_id(scim, five_users):
     assert resource["name"] == {"givenName": "Alice"}
 
 
+def test_schemas_names_only_the_extensions_present(scim):
+    # RFC 7643 §3: schemas names the schemas whose attributes the resource carries, after
+    # attributes/excludedAttributes too.
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    bare = created(scim, new_user(1))
+    rich = created(scim, new_user(2, **{enterprise: {"department": "Ops"}}))
+    core = "urn:ietf:params:scim:schemas:core:2.0:User"
+    r = scim.get(f"/Users/{bare.provider_link.scim_id}")
+    assert r.json()["schemas"] == [core]
+    r = scim.get(f"/Users/{rich.provider_link.scim_id}")
+    assert r.json()["schemas"] == [core, enterprise]
+    for query in ({"attributes": "userName"}, {"excludedAttributes": enterprise}):
+        r = scim.get(f"/Users/{rich.provider_link.scim_id}", data=query)
+        assert r.json()["schemas"] == [core], query
+    r = scim.get(
+        f"/Users/{rich.provider_link.scim_id}", data={"attributes": f"{enterprise}:department"}
+    )
+    assert r.json()["schemas"] == [core, enterprise]
+
+
 def test_get_excluded_attributes_leaves_them_out(scim, five_users):
     uid = five_users[0].provider_link.scim_id
     r = scim.get(f"/Users/{uid}", data={"excludedAttributes": "emails,name,groups"})
