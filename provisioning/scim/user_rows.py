@@ -7,6 +7,7 @@ milliseconds. Writes still go through models and services; this module is read-o
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC
 from typing import Any
 
@@ -230,8 +231,15 @@ def group_refs(groups: list[tuple[str, str]], base_url: str) -> list[dict]:
     ]  # fmt: skip
 
 
-def etag_of(version: int) -> str:
-    return f'W/"{version}"'
+def etag_of(version: int, groups: list[tuple[str, str]]) -> str:
+    """A user's ``meta.version``: its row's version, and the groups its representation lists
+    (``parse_groups``' pairs), which change without the user's row (a membership, a group
+    renamed). RFC 7644 §3.14: the version changes whenever the resource does, so a client's
+    If-None-Match never keeps a stale copy and its If-Match never passes on one."""
+    if not groups:
+        return f'W/"{version}"'
+    listed = "\n".join(f"{scim_id}\t{name}" for scim_id, name in groups)
+    return f'W/"{version}.{hashlib.blake2b(listed.encode(), digest_size=6).hexdigest()}"'
 
 
 def resource_from_row(row: dict[str, Any], base_url: str, groups: list | None) -> dict:
@@ -302,6 +310,6 @@ def resource_from_row(row: dict[str, Any], base_url: str, groups: list | None) -
         "created": row["created"],
         "lastModified": row["modified"],
         "location": f"{base_url}/Users/{scim_id}",
-        "version": etag_of(row["version"]),
+        "version": etag_of(row["version"], row["groups"]),
     }
     return resource

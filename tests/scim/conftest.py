@@ -139,6 +139,7 @@ def expected_scim_user(client: ScimClient, user, *, groups=None) -> dict:
 
     from identity.models import UserStatus
     from provisioning.models import ProviderUser
+    from provisioning.scim.user_rows import etag_of
 
     user.refresh_from_db()
     link = ProviderUser.objects.get(user=user)
@@ -203,7 +204,8 @@ def expected_scim_user(client: ScimClient, user, *, groups=None) -> dict:
         "created": user.created_at.isoformat(),
         "lastModified": user.updated_at.isoformat(),
         "location": f"{base}/Users/{link.scim_id}",
-        "version": f'W/"{link.version}"',
+        # The groups listed are part of the version (a membership changes the resource).
+        "version": etag_of(link.version, [(g["value"], g["display"]) for g in groups or []]),
     }
     return body
 

@@ -809,6 +809,32 @@ def test_filter_on_an_email_type_that_is_not_kept_matches_nobody(scim, five_user
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
 
+def test_a_users_version_changes_when_its_groups_do(scim):
+    # The groups are part of the user's representation: joining one, leaving it, or its
+    # rename must change meta.version, or If-None-Match keeps a stale copy (RFC 7644 §3.14).
+    uid = scim.post("/Users", new_user(1)).json()["id"]
+    versions = [scim.get(f"/Users/{uid}")["ETag"]]
+    body = {"schemas": [GROUP_SCHEMA], "displayName": "Ops", "members": [{"value": uid}]}
+    gid = scim.post("/Groups", body).json()["id"]
+    rename = {"op": "replace", "path": "displayName", "value": "Operations"}
+    leave = {"op": "remove", "path": f'members[value eq "{uid}"]'}
+    for operation in (rename, leave):
+        r = scim.get(f"/Users/{uid}")
+        versions.append(r["ETag"])
+        assert r.json()["meta"]["version"] == r["ETag"]
+        assert scim.get(f"/Users/{uid}", HTTP_IF_NONE_MATCH=r["ETag"]).status_code == 304
+        assert scim.patch(f"/Groups/{gid}", patch_ops(operation)).status_code == 200
+        assert scim.get(f"/Users/{uid}", HTTP_IF_NONE_MATCH=r["ETag"]).status_code == 200
+        stale = scim.patch(
+            f"/Users/{uid}",
+            patch_ops({"op": "replace", "path": "title", "value": "x"}),
+            HTTP_IF_MATCH=r["ETag"],
+        )
+        assert stale.status_code == 412, stale.content
+    versions.append(scim.get(f"/Users/{uid}")["ETag"])
+    assert len(set(versions)) == 3 and versions[0] == versions[-1] == 'W/"1"'
+
+
 def test_every_read_of_a_user_lists_its_groups_in_the_order_they_were_pushed(scim):
     # The groups come in the same statement as the user (selectors.user_groups_sql); SQLite
     # cannot order inside json_group_array, so they are sorted by group afterwards.
