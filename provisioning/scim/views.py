@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet, ValidationError
+from django.db.models import Case, F, Value, When
 from django.http import HttpResponse
 from rest_framework.response import Response
 
@@ -90,6 +91,22 @@ def _sort_field(request, attributes: dict) -> str | None:
     return f"-{field}" if order == "descending" else field
 
 
+def _ordering(sort: str | None) -> list:
+    """ORDER BY for a ``_sort_field``, then the key. RFC 7644 §3.4.2.3: resources without a
+    value for sortBy come last ascending and first descending; Gatehouse stores a missing
+    text attribute as "" (and a missing date or id never), which would sort the other way."""
+    if not sort:
+        return ["id"]
+    field = sort.removeprefix("-")
+    descending = sort.startswith("-")
+    keys = []
+    if not field.endswith(("scim_id", "created_at", "updated_at")):  # text columns
+        missing = Case(When(**{field: ""}, then=Value(1)), default=Value(0))
+        keys.append(missing.desc() if descending else missing.asc())
+    keys.append(F(field).desc(nulls_first=True) if descending else F(field).asc(nulls_last=True))
+    return [*keys, "id"]
+
+
 ANCHOR_SECONDS = 600
 
 
@@ -117,7 +134,7 @@ def page_of(
         if distinct:
             queryset = queryset.distinct()
     sort = _sort_field(request, attributes)
-    queryset = queryset.order_by(*([sort, "id"] if sort else ["id"]))
+    queryset = queryset.order_by(*_ordering(sort))
     ids_query = queryset.values_list("id", flat=True)
     start, count = paging(request)
     try:

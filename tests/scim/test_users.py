@@ -331,6 +331,24 @@ def test_list_sorts(scim, five_users, sort, expected_first):
     assert names == sorted(names, reverse=sort.get("sortOrder") == "descending")
 
 
+@pytest.mark.parametrize("query", [{}, {"filter": "userName pr"}])
+def test_users_without_a_value_sort_last_ascending_and_first_descending(scim, query):
+    # RFC 7644 §3.4.2.3; a missing title is stored as "", which sorts first by itself.
+    for n, title in ((1, "Chief"), (2, None), (3, "Admiral"), (4, None)):
+        created(scim, new_user(n, **({"title": title} if title else {})))
+    titles = [
+        resource.get("title")
+        for resource in scim.get("/Users", data={"sortBy": "title", **query}).json()["Resources"]
+    ]
+    assert titles == ["Admiral", "Chief", None, None]
+    r = scim.get("/Users", data={"sortBy": "title", "sortOrder": "descending", **query})
+    assert [resource.get("title") for resource in r.json()["Resources"]] == [
+        None, None, "Chief", "Admiral"
+    ]  # fmt: skip
+    r = scim.get("/Users", data={"sortBy": "meta.created", "sortOrder": "descending", **query})
+    assert [resource["userName"] for resource in r.json()["Resources"]][0] == "user4@example.com"
+
+
 def test_list_attributes_returns_only_those_and_id(scim, five_users):
     r = scim.get("/Users", data={"filter": 'userName eq "alice@example.com"',
                                  "attributes": "userName,name.givenName"})  # fmt: skip
