@@ -271,6 +271,12 @@ class UserAdapter(SCIMMixin):
                         self.clear_field(f)
                 return
             field = field_for_path(attribute, sub, uri)
+            if field == "active":
+                # Cleared, it would read as the default, active: a remove must not unblock
+                # anyone (as an omitted or null active never does).
+                raise errors.InvalidValue(
+                    "active cannot be removed; replace it with true or false."
+                )
             if field != IGNORED:
                 self.clear_field(field)
             return

@@ -574,6 +574,17 @@ def test_patch_remove_whole_multi_valued_attribute_clears_it(scim):
     assert (user.locality, user.country, user.email) == ("", "", "")
 
 
+def test_patch_remove_of_active_is_400_and_never_unblocks(scim):
+    user = created(scim, new_user(1, active=False))
+    before = snapshot()
+    for path in ("active", "urn:ietf:params:scim:schemas:core:2.0:User:active"):
+        r = scim.patch(
+            f"/Users/{user.provider_link.scim_id}", patch_ops({"op": "remove", "path": path})
+        )
+        assert_scim_error(r, 400, "invalidValue")
+    assert snapshot() == before
+
+
 def test_patch_remove_name_clears_given_and_family_name(scim):
     user = created(scim, new_user(1))
     r = scim.patch(
