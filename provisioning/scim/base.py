@@ -8,6 +8,7 @@ import uuid
 
 import orjson
 from django.conf import settings
+from django.http import HttpResponse
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
@@ -313,6 +314,14 @@ def check_if_match(request, current_etag: str) -> None:
         raise errors.PreconditionFailed(
             "The resource changed since that version (If-Match); fetch it and retry."
         )
+
+
+def not_modified_response(current_etag: str) -> HttpResponse:
+    """304 with the ETag and no Content-Type (RFC 7232 §4.1: no representation metadata;
+    Django would otherwise add text/html)."""
+    response = HttpResponse(status=304, headers={"ETag": current_etag})
+    del response["Content-Type"]
+    return response
 
 
 def not_modified(request, current_etag: str) -> bool:

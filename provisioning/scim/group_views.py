@@ -23,6 +23,7 @@ from .base import (
     check_if_match,
     list_response,
     not_modified,
+    not_modified_response,
     parse_uuid,
     project,
     use_search_body,
@@ -154,7 +155,7 @@ class GroupDetailView(GroupResourceMixin, ScimView):
     def get(self, request, provider_slug, scim_id):
         group = self.get_group(scim_id)
         if not_modified(request, etag(group)):
-            return HttpResponse(status=304, headers={"ETag": etag(group)})
+            return not_modified_response(etag(group))
         return self.respond(group)
 
     def put(self, request, provider_slug, scim_id):

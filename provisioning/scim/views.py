@@ -11,7 +11,6 @@ from __future__ import annotations
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db.models import Case, F, Value, When
-from django.http import HttpResponse
 from rest_framework.response import Response
 
 from provisioning import user_sync
@@ -30,6 +29,7 @@ from .base import (
     check_if_match,
     list_response,
     not_modified,
+    not_modified_response,
     paging,
     parse_uuid,
     project,
@@ -297,7 +297,7 @@ class UserDetailView(UserResourceMixin, ScimView):
     def get(self, request, provider_slug, scim_id):
         link = self.get_link(scim_id)
         if not_modified(request, etag(link)):
-            return HttpResponse(status=304, headers={"ETag": etag(link)})
+            return not_modified_response(etag(link))
         return self.respond(link)
 
     def put(self, request, provider_slug, scim_id):

@@ -658,6 +658,7 @@ def test_if_none_match_current_version_is_304(scim):
     r = scim.get(f"/Users/{user.provider_link.scim_id}", HTTP_IF_NONE_MATCH='W/"1"')
     assert r.status_code == 304, r.content
     assert r["ETag"] == 'W/"1"'
+    assert (r.content, r.get("Content-Type")) == (b"", None)  # RFC 7232 §4.1
 
 
 def test_if_none_match_stale_version_returns_the_body(scim):
