@@ -128,9 +128,10 @@ class UserAdapter(SCIMMixin):
 
     resource_type = "User"
 
-    def __init__(self, state: dict[str, Any] | None = None):
+    def __init__(self, state: dict[str, Any] | None = None, *, scim_id: str | None = None):
         super().__init__(obj=None)
         self.state = dict(state or EMPTY_STATE)
+        self.scim_id = scim_id  # of the user a PATCH changes
 
     # --- setting one attribute ------------------------------------------------------------
     def set_field(self, field: str, value: Any) -> None:
@@ -234,8 +235,25 @@ class UserAdapter(SCIMMixin):
                     raise errors.InvalidPath("Attribute names must be strings.")
                 if _is_custom_extension(key, inner):
                     self.set_extension(key, inner)
+                elif key.strip().lower() in ("meta", "groups"):
+                    # A value that is a whole resource repeats them: the server's to set,
+                    # left as they are (as in a PUT). An explicit path to them is refused.
+                    continue
                 else:
                     self._apply_path_op(op, key, inner)
+
+    def _check_mutable(self, op: str, attribute: str, uri: str | None, value: Any) -> None:
+        """RFC 7644 §3.5.2: an operation on a read-only attribute (id, meta, groups, which
+        change through /Groups) is an error, not a 200 that changed nothing. A client
+        resending the user's own id, unchanged, is let through."""
+        read_only = _read_only_attribute(attribute, uri)
+        if read_only is None:
+            return
+        if read_only == "id" and op != "remove" and self.scim_id is not None:
+            if isinstance(value, str) and value.strip().lower() == self.scim_id.lower():
+                return
+        where = " (group memberships change through /Groups)" if read_only == "groups" else ""
+        raise errors.Mutability(f"{read_only} is read-only and cannot be changed{where}.")
 
     def _apply_path_op(self, op: str, path: str, value: Any) -> None:
         extension = path.strip().lower()
@@ -249,6 +267,7 @@ class UserAdapter(SCIMMixin):
                 self.set_extension(path.strip(), value)
             return
         attribute, sub, uri, type_filter = parse_path(path)
+        self._check_mutable(op, attribute, uri, value)
         whole_complex = (
             sub is None
             and attribute.lower() in _COMPLEX
@@ -285,6 +304,13 @@ class UserAdapter(SCIMMixin):
             # entries Gatehouse does not keep (a "home" email) leaves the kept one as it is.
             return
         self.set_path(attribute, sub, uri, value)
+
+
+def _read_only_attribute(attribute: str, uri: str | None) -> str | None:
+    if uri is not None and uri.lower() != CORE_USER.lower():
+        return None
+    lowered = attribute.lower()
+    return lowered if lowered in ("id", "meta", "groups") else None
 
 
 def _adds_a_kept_entry(attribute: str, value: Any) -> bool:

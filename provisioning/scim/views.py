@@ -318,7 +318,7 @@ class UserDetailView(UserResourceMixin, ScimView):
             with later.transaction():
                 link = self.get_link(scim_id, for_update=True)
                 check_if_match(request, etag(link))
-                adapter = UserAdapter(state_of(link))
+                adapter = UserAdapter(state_of(link), scim_id=str(link.scim_id))
                 adapter.apply_patch(body)
                 link = user_sync.update_user(link, adapter.state, actor=self.actor)
         except user_sync.ProvisioningError as exc:

@@ -585,6 +585,40 @@ def test_patch_remove_of_active_is_400_and_never_unblocks(scim):
     assert snapshot() == before
 
 
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"op": "replace", "path": "id", "value": "3d70e438-7653-4e44-95d1-471a2043fb45"},
+        {"op": "remove", "path": "id"},
+        {"op": "replace", "path": "meta.created", "value": "2020-01-01T00:00:00Z"},
+        {"op": "add", "path": "groups", "value": [{"value": "x"}]},
+        {"op": "replace", "value": {"id": "3d70e438-7653-4e44-95d1-471a2043fb45"}},
+    ],
+)
+def test_patch_of_a_read_only_attribute_is_400_mutability(scim, operation):
+    user = created(scim, new_user(1))
+    before = snapshot()
+    r = scim.patch(f"/Users/{user.provider_link.scim_id}", patch_ops(operation))
+    assert_scim_error(r, 400, "mutability")
+    assert snapshot() == before
+
+
+def test_patch_resending_the_users_own_id_meta_and_groups_changes_only_the_rest(scim):
+    user = created(scim, new_user(1))
+    resource = scim.get(f"/Users/{user.provider_link.scim_id}").json()
+    resource["title"] = "Countess"
+    r = scim.patch(
+        f"/Users/{user.provider_link.scim_id}",
+        patch_ops(
+            {"op": "replace", "value": resource},
+            {"op": "replace", "path": "id", "value": resource["id"].upper()},
+        ),
+    )
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert user.title == "Countess"
+
+
 def test_patch_remove_name_clears_given_and_family_name(scim):
     user = created(scim, new_user(1))
     r = scim.patch(
