@@ -67,6 +67,14 @@ class NotFound(ScimError):
     status = 404
 
 
+class NotImplementedOperation(ScimError):
+    """501: an operation the service does not offer (RFC 7644 §3.11 /Me, §3.7 /Bulk, whose
+    absence ServiceProviderConfig announces)."""
+
+    status = 501
+    scim_type = None
+
+
 class PreconditionFailed(ScimError):
     status = 412
 

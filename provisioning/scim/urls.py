@@ -23,6 +23,7 @@ urlpatterns = [
     re_path(
         _base + r"Groups/(?P<scim_id>[^/]+)/?$", group_views.GroupDetailView.as_view(), name="group"
     ),
+    re_path(_base + r"(?:Me|Bulk)(?:/.*)?$", views.NotImplementedView.as_view()),
     # Must stay last: everything else under a SCIM base URL is a SCIM 404.
     re_path(
         r"^scim/v2/(?P<provider_slug>[-a-zA-Z0-9_]+)(?:/.*)?$", views.UnknownEndpointView.as_view()

@@ -342,6 +342,17 @@ class UnknownEndpointView(ScimView):
     get = post = put = patch = delete = _not_found
 
 
+class NotImplementedView(ScimView):
+    """``/Me`` and ``/Bulk``: RFC 7644 §3.11 asks a service without /Me for 501, and §3.12
+    gives 501 for an operation not supported (ServiceProviderConfig: bulk not supported)."""
+
+    def _not_implemented(self, request, *args, **kwargs):
+        endpoint = request.path.rstrip("/").rsplit("/", 1)[-1]
+        raise errors.NotImplementedOperation(f"This service does not support /{endpoint}.")
+
+    get = post = put = patch = delete = _not_implemented
+
+
 class UsersSearchView(UsersView):
     placement_on_post = False  # its POST is a search
 

@@ -125,3 +125,12 @@ def test_unknown_endpoints_under_a_base_url_answer_a_scim_404(scim):
     r = scim.client.get(scim.base)  # the base URL itself, no trailing slash
     assert r.status_code == 404, r.content
     assert r.json()["status"] == "404"
+
+
+def test_me_and_bulk_are_501_not_implemented(scim):
+    # RFC 7644 §3.11 (/Me) and §3.12; ServiceProviderConfig says bulk is not supported.
+    for method, path in (("get", "/Me"), ("post", "/Bulk"), ("patch", "/Me/"), ("get", "/Me/x")):
+        r = getattr(scim, method)(path, {}) if method != "get" else scim.get(path)
+        assert r.status_code == 501, (path, r.content)
+        assert r.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+        assert r.json()["status"] == "501"
