@@ -34,3 +34,11 @@ def _no_deactivation_nudges_remembered():
     from identity import services
 
     services._nudged_buckets.clear()
+
+
+@pytest.fixture(autouse=True)
+def _configured_base_url(settings):
+    """Tests compare SCIM URLs with settings.GATEHOUSE_BASE_URL, as a configured deployment
+    answers them; tests/scim/test_discovery.py checks the unconfigured default (URLs of the
+    host each request came to) on its own."""
+    settings.GATEHOUSE_BASE_URL_FROM_REQUEST = False

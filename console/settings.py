@@ -5,6 +5,7 @@ Production switches to PostgreSQL and Redis with ``DATABASE_URL`` and ``CELERY_B
 A bad value stops start-up with one line naming the variable (see ``_config_error``).
 """
 
+import os
 import secrets
 import sys
 from datetime import timedelta
@@ -48,6 +49,11 @@ GATEHOUSE_CREDENTIAL_KEY = env.str("GATEHOUSE_CREDENTIAL_KEY", default="") or _g
 )
 
 GATEHOUSE_BASE_URL = env.str("GATEHOUSE_BASE_URL", default="http://localhost:8000").rstrip("/")
+# Not configured (a first run, a test machine): SCIM answers name the scheme and host each
+# request came to (its Host header, checked against ALLOWED_HOSTS, and X-Forwarded-Proto) in
+# Location, meta.location and $ref, so a client at http://127.0.0.1:8000 is not sent to
+# localhost. Configured, the public URL wins (behind a proxy that rewrites the host).
+GATEHOUSE_BASE_URL_FROM_REQUEST = "GATEHOUSE_BASE_URL" not in os.environ
 _base = urlsplit(GATEHOUSE_BASE_URL)
 if _base.scheme not in ("http", "https") or not _base.hostname:
     _config_error("GATEHOUSE_BASE_URL", f"must be an http(s) URL, got {GATEHOUSE_BASE_URL!r}")

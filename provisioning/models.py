@@ -56,9 +56,13 @@ class Provider(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    # Set by the SCIM view answering a request, when the base URL is not configured
+    # (settings.GATEHOUSE_BASE_URL_FROM_REQUEST): "http(s)://host[:port]" it came to.
+    request_root: str | None = None
+
     @property
     def base_url(self) -> str:
-        return f"{settings.GATEHOUSE_BASE_URL}/scim/v2/{self.slug}"
+        return f"{self.request_root or settings.GATEHOUSE_BASE_URL}/scim/v2/{self.slug}"
 
 
 class ProviderUser(models.Model):

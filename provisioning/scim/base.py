@@ -73,6 +73,8 @@ class ScimView(APIView):
         given = request.headers.get("X-Request-ID", "")
         request.scim_request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         super().initial(request, *args, **kwargs)
+        if settings.GATEHOUSE_BASE_URL_FROM_REQUEST and self.provider is not None:
+            self.provider.request_root = f"{request.scheme}://{request.get_host()}"
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

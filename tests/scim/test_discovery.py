@@ -9,6 +9,7 @@ from tests.scim.conftest import (
     GATEHOUSE_URN,
     LIST_URN,
     assert_scim_error,
+    new_user,
 )
 
 pytestmark = pytest.mark.django_db
@@ -134,3 +135,21 @@ def test_me_and_bulk_are_501_not_implemented(scim):
         assert r.status_code == 501, (path, r.content)
         assert r.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
         assert r.json()["status"] == "501"
+
+
+def test_unconfigured_base_url_follows_the_host_and_scheme_each_request_came_to(scim, settings):
+    # A first run (no GATEHOUSE_BASE_URL) reached as http://127.0.0.1:8000 must not send
+    # clients to localhost; behind a TLS proxy, X-Forwarded-Proto names the scheme.
+    settings.GATEHOUSE_BASE_URL_FROM_REQUEST = True
+    base = f"/scim/v2/{scim.provider.slug}"
+    r = scim.post("/Users", new_user(1), HTTP_HOST="127.0.0.1:8000")
+    assert r.status_code == 201, r.content
+    uid = r.json()["id"]
+    assert r["Location"] == f"http://127.0.0.1:8000{base}/Users/{uid}"
+    assert r.json()["meta"]["location"] == r["Location"]
+    r = scim.get(f"/Users/{uid}", HTTP_HOST="localhost", HTTP_X_FORWARDED_PROTO="https")
+    assert r.json()["meta"]["location"] == f"https://localhost{base}/Users/{uid}"
+    r = scim.get("/ServiceProviderConfig", HTTP_HOST="127.0.0.1:8000")
+    assert r.json()["meta"]["location"] == f"http://127.0.0.1:8000{base}/ServiceProviderConfig"
+    r = scim.get("/Users", HTTP_HOST="evil.example")  # not in ALLOWED_HOSTS
+    assert r.status_code == 400
