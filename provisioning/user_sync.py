@@ -188,6 +188,10 @@ def _take_back(provider: Provider, user: User, state: dict, *, actor: Actor) -> 
     """A user this provider removed, pushed again: linked back, then updated as pushed."""
     user = User.objects.select_for_update().get(pk=user.pk)
     RemovedProviderUser.objects.filter(user=user).delete()
+    # Its removal took it out of the provider's groups; a membership that a group PATCH
+    # resolving the user just before that removal committed afterwards would otherwise come
+    # back with the link. A user pushed again starts in no group (as documented).
+    GroupMembership.objects.filter(user=user, group__provider=provider).delete()
     link = ProviderUser.objects.create(provider=provider, user=user)
     _count_link(provider, +1)
     # PRODUCT.md "Sync log": the provider's log shows the user added to it, as for a new

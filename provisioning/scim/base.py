@@ -318,10 +318,10 @@ def check_if_match(request, current_etag: str) -> None:
         )
 
 
-def not_modified_response(current_etag: str) -> HttpResponse:
-    """304 with the ETag and no Content-Type (RFC 7232 §4.1: no representation metadata;
-    Django would otherwise add text/html)."""
-    response = HttpResponse(status=304, headers={"ETag": current_etag})
+def without_body(status: int, current_etag: str) -> HttpResponse:
+    """A 304 or 204 with the ETag and no Content-Type: there is no representation (RFC 7232
+    §4.1), and Django would otherwise label the empty body text/html."""
+    response = HttpResponse(status=status, headers={"ETag": current_etag})
     del response["Content-Type"]
     return response
 

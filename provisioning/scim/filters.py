@@ -82,6 +82,13 @@ CASE_EXACT = {"scim_id", "external_id", "memberships__user__provider_link__scim_
 _UUIDS = {"scim_id", "memberships__user__provider_link__scim_id"}
 
 
+# A term that holds for every row. Not ``Q()``: scim2-filter-parser drops an empty Q from an
+# ``or`` ("emails.type eq \"work\" or userName eq \"bob\"" would select bob only) and does
+# not negate one (``not (active pr)`` would select everyone).
+ALWAYS = Q(pk__isnull=False)
+NEVER = Q(pk__in=[])
+
+
 class _Quoted(str):
     """A filter value written as a JSON string. scim2-filter-parser's lexer strips the quotes,
     and its transpiler then reads "true", "false" and "null" as literals; a quoted value is
@@ -91,7 +98,8 @@ class _Quoted(str):
 # A filter's string value is a JSON string (RFC 7644 §3.4.2.2): it may hold escapes such as
 # \" or \u00e9, which scim2-filter-parser's lexer does not know (it ends the value at the
 # first quote). Such values are decoded here and stand in the text as a placeholder the lexer
-# reads: NUL, which no filter may contain (``_check_text``), then the value's number.
+# reads: NUL, which no filter may contain (``_check_text``), then the value's number. A
+# value that is no valid JSON string is left as written.
 _JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 
@@ -104,7 +112,9 @@ def _tokens(filter_text: str):
         try:
             value = json.loads(match.group(0))
         except ValueError:
-            raise errors.InvalidFilter(f"Invalid string {match.group(0)} in the filter.") from None
+            # Not JSON (a client that does not escape: "CORP\jdoe"): the text as written,
+            # as the lexer reads it.
+            return match.group(0)
         _check_text(value)
         decoded.append(value)
         return f'"\x00{len(decoded) - 1}"'
@@ -139,21 +149,21 @@ class _Transpiler(django_q_object.Transpiler):
             return super().visit_AttrExpr(node)
         attr = self.visit(node.attr_path)
         if attr is None:
-            return Q()  # a filter that always holds (e.g. emails.type: only work is kept)
+            return ALWAYS  # a filter that always holds (e.g. emails.type: only work is kept)
         op = node.value.lower()
         value = self.visit(node.comp_value) if node.comp_value else None
         if attr == _KEPT_TYPE:
             # Gatehouse keeps one email and one address, both "work": a filter on that type
             # selects every user, on any other type none.
             if op == "pr":
-                return Q()
+                return ALWAYS
             if op not in ("eq", "ne") or not isinstance(value, str):
                 raise errors.InvalidFilter("type can only be compared with eq/ne and a string.")
             kept = (value.lower() == "work") == (op == "eq")
-            return Q() if kept else Q(pk__in=[])
+            return ALWAYS if kept else NEVER
         if attr == _ACTIVE:
             if op == "pr":
-                return Q()
+                return ALWAYS
             if isinstance(value, str) and value.lower() in ("true", "false"):
                 value = value.lower() == "true"  # "True"/"False", as Entra writes booleans
             if op not in ("eq", "ne") or not isinstance(value, bool):
@@ -170,7 +180,7 @@ class _Transpiler(django_q_object.Transpiler):
             try:
                 value = uuid.UUID(value)
             except ValueError:
-                return Q(pk__in=[]) if op == "eq" else Q()
+                return NEVER if op == "eq" else ALWAYS
         if op in ("eq", "ne"):
             lookup = "exact" if attr in CASE_EXACT or isinstance(value, bool) else "ci_exact"
             if value is None:

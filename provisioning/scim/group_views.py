@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import HttpResponse
 from rest_framework.response import Response
 
 from provisioning import group_sync, user_sync
@@ -23,10 +22,10 @@ from .base import (
     check_if_match,
     list_response,
     not_modified,
-    not_modified_response,
     parse_uuid,
     project,
     use_search_body,
+    without_body,
 )
 from .groups import GroupAdapter, etag, member_resource, to_resource
 from .schema import CORE_GROUP
@@ -155,7 +154,7 @@ class GroupDetailView(GroupResourceMixin, ScimView):
     def get(self, request, provider_slug, scim_id):
         group = self.get_group(scim_id)
         if not_modified(request, etag(group)):
-            return not_modified_response(etag(group))
+            return without_body(304, etag(group))
         return self.respond(group)
 
     def put(self, request, provider_slug, scim_id):
@@ -189,7 +188,7 @@ class GroupDetailView(GroupResourceMixin, ScimView):
             # RFC 7644 §3.5.2 lets a PATCH answer 200 with the whole resource or 204; Entra
             # and Okta take either and read neither. A big group's whole body (1.5 MB at
             # 10,000 members, ~80 ms to build) would dwarf the change it answers.
-            return HttpResponse(status=204, headers={"ETag": etag(group)})
+            return without_body(204, etag(group))
         return self.respond(group)
 
     def delete(self, request, provider_slug, scim_id):

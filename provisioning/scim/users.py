@@ -8,6 +8,7 @@ changes in ``self.state``; ``provisioning.user_sync`` validates and writes them.
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 from django_scim.adapters import SCIMMixin
@@ -17,6 +18,7 @@ from scim2_filter_parser.parser import SCIMParserError
 from provisioning.models import ProviderUser
 
 from . import errors, patch
+from .base import parse_uuid
 from .schema import (
     CORE_USER,
     ENTERPRISE_USER,
@@ -250,7 +252,7 @@ class UserAdapter(SCIMMixin):
         if read_only is None:
             return
         if read_only == "id" and op != "remove" and self.scim_id is not None:
-            if isinstance(value, str) and value.strip().lower() == self.scim_id.lower():
+            if isinstance(value, str) and parse_uuid(value.strip()) == uuid.UUID(self.scim_id):
                 return
         where = " (group memberships change through /Groups)" if read_only == "groups" else ""
         raise errors.Mutability(f"{read_only} is read-only and cannot be changed{where}.")

@@ -29,11 +29,11 @@ from .base import (
     check_if_match,
     list_response,
     not_modified,
-    not_modified_response,
     paging,
     parse_uuid,
     project,
     use_search_body,
+    without_body,
 )
 from .users import UserAdapter, etag, state_of
 
@@ -297,7 +297,7 @@ class UserDetailView(UserResourceMixin, ScimView):
     def get(self, request, provider_slug, scim_id):
         link = self.get_link(scim_id)
         if not_modified(request, etag(link)):
-            return not_modified_response(etag(link))
+            return without_body(304, etag(link))
         return self.respond(link)
 
     def put(self, request, provider_slug, scim_id):

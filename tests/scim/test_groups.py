@@ -827,7 +827,7 @@ def test_okta_push_of_thousands_of_members_in_one_request(scim):
         f"/Groups/{group['id']}",
         patch_body({"op": "remove", "path": f'members[value eq "{ids[0]}"]'}),
     )
-    assert (r.status_code, r.content) == (204, b"")
+    assert (r.status_code, r.content, r.get("Content-Type")) == (204, b"", None)
     assert r["ETag"] != etag and r["ETag"] == scim.get(f"/Groups/{group['id']}")["ETag"]
     assert GroupMembership.objects.filter(group__scim_id=group["id"]).count() == 1499
 
@@ -840,6 +840,26 @@ def test_user_deleted_and_pushed_again_is_not_silently_a_member_again(scim):
     assert r.status_code == 201, r.content
     r = scim.get(f"/Groups/{group['id']}")
     assert r.json()["members"] == [member(scim, bob)], r.content
+
+
+def test_a_membership_written_after_the_users_removal_does_not_come_back_with_it(scim):
+    # A group PATCH that resolved the user just before its DELETE committed writes its
+    # membership afterwards (PostgreSQL, READ COMMITTED): pushed again, the user must still
+    # start in no group, and adding it again must work.
+    alice, bob = make_users(scim, 2)
+    group = make_group(scim, members=[bob])
+    assert scim.delete(f"/Users/{alice}").status_code == 204
+    user = User.objects.get(username="user1@example.com")
+    GroupMembership.objects.create(group=ScimGroup.objects.get(scim_id=group["id"]), user=user)
+    alice = scim.post("/Users", new_user(1)).json()["id"]
+    assert scim.get(f"/Groups/{group['id']}").json()["members"] == [member(scim, bob)]
+    assert scim.get(f"/Users/{alice}").json()["groups"] == []
+    r = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body({"op": "add", "path": "members", "value": [{"value": alice}]}),
+    )
+    assert r.status_code == 200, r.content
+    assert member_ids(group["id"]) == [bob, alice]
 
 
 def test_user_deleted_through_users_changes_the_groups_etag(scim):

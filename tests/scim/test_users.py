@@ -191,6 +191,12 @@ def test_list_start_index_below_one_is_one(scim, five_users):
     assert body["Resources"][0]["userName"] == "alice@example.com"
 
 
+ALL_FIVE = [
+    "alice@example.com", "bob@example.com", "carol@sample.org", "dave@example.com",
+    "erin@sample.org",
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("filter_text", "expected"),
     [
@@ -216,6 +222,13 @@ def test_list_start_index_below_one_is_one(scim, five_users):
         ('not (userName co "example")', ["carol@sample.org", "erin@sample.org"]),
         ('urn:ietf:params:scim:schemas:core:2.0:User:userName eq "alice@example.com"',
          ["alice@example.com"]),
+        # Terms that hold for everyone (or no one) keep their meaning under or / not.
+        ('id ne "x" or userName eq "bob@example.com"', ALL_FIVE),
+        ('emails.type eq "work" or userName eq "bob@example.com"', ALL_FIVE),
+        ('not (id ne "x")', []),
+        ("not (active pr)", []),
+        ('not (emails.type eq "home") and userName sw "a"', ["alice@example.com"]),
+        ('id eq "x" or userName eq "bob@example.com"', ["bob@example.com"]),
     ],
 )  # fmt: skip
 def test_list_filters(scim, five_users, filter_text, expected):
@@ -296,9 +309,16 @@ def test_an_id_that_is_no_uuid_names_no_user(scim, five_users):
     assert len(usernames(scim.get("/Users", data={"filter": 'id ne "zz"'}))) == 5
 
 
-@pytest.mark.parametrize(
-    "filter_text", ['userName eq "a\\x"', 'userName eq "\\u0000"', 'userName eq "\\ud800"']
-)
+def test_a_filter_value_that_is_no_json_string_is_taken_as_written(scim):
+    # A client that does not escape backslashes (Windows-style names) still finds the user.
+    created(scim, new_user(1, displayName="CORP\\jdoe"))
+    r = scim.get("/Users", data={"filter": 'displayName eq "CORP\\jdoe"'})
+    assert usernames(r) == ["user1@example.com"]
+    r = scim.get("/Users", data={"filter": 'displayName eq "CORP\\\\jdoe"'})  # JSON-escaped
+    assert usernames(r) == ["user1@example.com"]
+
+
+@pytest.mark.parametrize("filter_text", ['userName eq "\\u0000"', 'userName eq "\\ud800"'])
 def test_a_filter_string_with_a_bad_escape_or_character_is_400(scim, filter_text):
     assert_scim_error(scim.get("/Users", data={"filter": filter_text}), 400, "invalidFilter")
 
@@ -612,6 +632,7 @@ def test_patch_resending_the_users_own_id_meta_and_groups_changes_only_the_rest(
         patch_ops(
             {"op": "replace", "value": resource},
             {"op": "replace", "path": "id", "value": resource["id"].upper()},
+            {"op": "replace", "value": {"id": resource["id"].replace("-", "")}},
         ),
     )
     assert r.status_code == 200, r.content
