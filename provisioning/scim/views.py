@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db.models import Case, F, Value, When
+from django.db.models.functions import Lower
 from rest_framework.response import Response
 
 from provisioning import user_sync
@@ -100,10 +101,15 @@ def _ordering(sort: str | None) -> list:
     field = sort.removeprefix("-")
     descending = sort.startswith("-")
     keys = []
+    value = F(field)
     if not field.endswith(("scim_id", "created_at", "updated_at")):  # text columns
         missing = Case(When(**{field: ""}, then=Value(1)), default=Value(0))
         keys.append(missing.desc() if descending else missing.asc())
-    keys.append(F(field).desc(nulls_first=True) if descending else F(field).asc(nulls_last=True))
+        if field not in filters.CASE_EXACT:
+            # Sorting follows the attribute's caseExact (§3.4.2.3): userName, names and
+            # displayName sort without regard to case; externalId with it.
+            value = Lower(field)
+    keys.append(value.desc(nulls_first=True) if descending else value.asc(nulls_last=True))
     return [*keys, "id"]
 
 

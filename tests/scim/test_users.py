@@ -351,6 +351,15 @@ def test_list_sorts(scim, five_users, sort, expected_first):
     assert names == sorted(names, reverse=sort.get("sortOrder") == "descending")
 
 
+def test_sort_by_a_case_insensitive_attribute_ignores_case(scim):
+    for n, given in ((1, "bob"), (2, "Alice"), (3, "carol"), (4, "Dave")):
+        created(scim, new_user(n, name={"givenName": given, "familyName": "X"}))
+    r = scim.get("/Users", data={"sortBy": "name.givenName"})
+    assert [u["name"]["givenName"] for u in r.json()["Resources"]] == [
+        "Alice", "bob", "carol", "Dave"
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("query", [{}, {"filter": "userName pr"}])
 def test_users_without_a_value_sort_last_ascending_and_first_descending(scim, query):
     # RFC 7644 §3.4.2.3; a missing title is stored as "", which sorts first by itself.
