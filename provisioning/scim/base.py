@@ -9,6 +9,7 @@ import uuid
 import orjson
 from django.conf import settings
 from django.http import HttpResponse
+from rest_framework.exceptions import ParseError
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
@@ -24,8 +25,44 @@ from .schema import CORE_GROUP, CORE_USER, LIST_RESPONSE
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
-class ScimJSONParser(JSONParser):
+# SCIM bodies nest a few levels (a PatchOp's value holding an extension's manager object is
+# the deepest, at 5); a client's body nested far deeper is refused before anything walks it.
+MAX_BODY_DEPTH = 32
+
+
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser, refusing a body nested past ``MAX_BODY_DEPTH`` as a parse error
+    (400 invalidSyntax): near Python's recursion limit the standard decoder raises
+    RecursionError, which would be a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("The JSON body is nested too deeply.") from None
+        if _deeper_than(data, MAX_BODY_DEPTH):
+            raise ParseError(f"The JSON body is nested deeper than {MAX_BODY_DEPTH} levels.")
+        return data
+
+
+class ScimJSONParser(BoundedJSONParser):
     media_type = "application/scim+json"
+
+
+def _deeper_than(data, limit: int) -> bool:
+    """Whether ``data`` nests lists and objects more than ``limit`` deep (no recursion)."""
+    level = [data]
+    for _ in range(limit):
+        level = [
+            child
+            for node in level
+            if isinstance(node, (dict, list))
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, (dict, list))
+        ]
+        if not level:
+            return False
+    return True
 
 
 class ScimJSONRenderer(JSONRenderer):
@@ -59,7 +96,7 @@ class ScimView(APIView):
     authentication_classes = [ProviderCredentialAuthentication]
     throttle_classes = [ProviderRateThrottle]
     permission_classes: list = []
-    parser_classes = [ScimJSONParser, JSONParser]
+    parser_classes = [ScimJSONParser, BoundedJSONParser]
     renderer_classes = [ScimJSONRenderer]
     content_negotiation_class = AlwaysScimJSON
     provider = None

@@ -207,9 +207,28 @@ MAX_FILTER_LENGTH = 2000
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+MAX_FILTER_DEPTH = 32  # nested parentheses and brackets; the parser recurses per level
+
+
+def _check_depth(filter_text: str) -> None:
+    depth = deepest = 0
+    for match in _BRACKETS_OUTSIDE_STRINGS.finditer(filter_text):
+        if match.group() in "([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif match.group() in ")]":
+            depth -= 1
+    if deepest > MAX_FILTER_DEPTH:
+        raise errors.InvalidFilter(f"The filter nests deeper than {MAX_FILTER_DEPTH} levels.")
+
+
+_BRACKETS_OUTSIDE_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|[()\[\]]')
+
+
 def _check_text(filter_text: str) -> None:
     if len(filter_text) > MAX_FILTER_LENGTH:
         raise errors.InvalidFilter("The filter is too long.")
+    _check_depth(filter_text)
     if "\x00" in filter_text:  # PostgreSQL text cannot hold NUL
         raise errors.InvalidFilter("The filter contains a NUL character.")
     if _SURROGATE.search(filter_text):  # a search body's JSON can carry one
@@ -226,7 +245,15 @@ def to_q(filter_text: str, attributes: dict) -> Q:
         query = _Transpiler(attributes).transpile(tree)
     except errors.ScimError:
         raise
-    except (SCIMParserError, ValueError, TypeError, AttributeError, IndexError, KeyError):
+    except (
+        SCIMParserError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        RecursionError,
+    ):
         raise errors.InvalidFilter(f"Cannot parse the filter {filter_text!r}.") from None
     return query if query is not None else Q()
 

@@ -39,6 +39,24 @@ def test_malformed_json_is_400_invalid_syntax(scim, ada):
     assert snapshot() == before
 
 
+@pytest.mark.parametrize("depth", [33, 990, 5000])
+def test_a_body_nested_too_deeply_is_400_invalid_syntax(scim, ada, depth):
+    # Near Python's recursion limit the JSON decoder raised RecursionError: a 500.
+    before = snapshot()
+    deep = "[" * depth + "]" * depth
+    body = '{"userName": "x@example.com", "title": ' + deep + "}"
+    assert_scim_error(scim.post("/Users", body), 400, "invalidSyntax")
+    assert_scim_error(scim.patch(f"/Users/{uid_of(ada)}", body), 400, "invalidSyntax")
+    search = '{"filter": "userName pr", "x": ' + deep + "}"
+    assert_scim_error(scim.post("/Users/.search", search), 400, "invalidSyntax")
+    assert snapshot() == before
+    ok = {
+        "userName": "x@example.com",
+        "title": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
+    }
+    assert_scim_error(scim.post("/Users", ok), 400, "invalidValue")  # title: not a string
+
+
 def test_a_body_over_the_upload_limit_is_413_and_writes_nothing(scim, ada, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000
     before = snapshot()
@@ -127,6 +145,9 @@ def test_patch_remove_without_path_is_400_no_target(scim, ada):
         "active eq 3",
         'meta.lastModified gt "not a date"',
         "(((",
+        "(" * 33 + 'userName eq "x"' + ")" * 33,  # the parser recurses per level
+        "(" * 990 + 'userName eq "x"' + ")" * 990,
+        'emails[type eq "work" and ' * 40 + 'value eq "x"' + "]" * 40,
     ],
 )
 def test_bad_filter_is_400_invalid_filter(scim, ada, filter_text):
