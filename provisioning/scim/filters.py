@@ -80,6 +80,7 @@ GROUP_FILTER_ATTRIBUTES.update(
 
 CASE_EXACT = {"scim_id", "external_id", "memberships__user__provider_link__scim_id"}
 _UUIDS = {"scim_id", "memberships__user__provider_link__scim_id"}
+_DATES = ("created_at", "updated_at")  # meta.created, meta.lastModified: no case to ignore
 
 
 # A term that holds for every row. Not ``Q()``: scim2-filter-parser drops an empty Q from an
@@ -181,8 +182,12 @@ class _Transpiler(django_q_object.Transpiler):
                 value = uuid.UUID(value)
             except ValueError:
                 return NEVER if op == "eq" else ALWAYS
+        if attr.endswith(_DATES) and op in ("co", "sw", "ew"):
+            raise errors.InvalidFilter(f"{_name(node.attr_path)} is a date: compare it with "
+                                       "eq, ne, gt, ge, lt or le.")  # fmt: skip
         if op in ("eq", "ne"):
-            lookup = "exact" if attr in CASE_EXACT or isinstance(value, bool) else "ci_exact"
+            exact = attr in CASE_EXACT or attr.endswith(_DATES) or isinstance(value, bool)
+            lookup = "exact" if exact else "ci_exact"
             if value is None:
                 lookup, value = "isnull", True
             query = Q(**{f"{attr}__{lookup}": value})

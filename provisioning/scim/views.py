@@ -9,7 +9,7 @@ scoping, filtering, counting and paging in SQL.
 from __future__ import annotations
 
 from django.core.cache import cache
-from django.core.exceptions import EmptyResultSet, ValidationError
+from django.core.exceptions import EmptyResultSet, FieldError, ValidationError
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Lower
 from rest_framework.response import Response
@@ -135,7 +135,7 @@ def page_of(
     if filter_text:
         try:
             queryset = queryset.filter(filters.to_q(filter_text, attributes))
-        except (ValidationError, ValueError, TypeError) as exc:  # a bad date, a bad UUID
+        except (ValidationError, ValueError, TypeError, FieldError) as exc:  # a bad date, UUID
             raise errors.InvalidFilter(f"Invalid value in filter: {exc}") from None
         if distinct:
             queryset = queryset.distinct()
@@ -153,7 +153,7 @@ def page_of(
             return total, start, ids
     except EmptyResultSet:  # a filter that selects nothing
         return 0, start, []
-    except (ValidationError, ValueError, TypeError) as exc:  # found when the SQL is built
+    except (ValidationError, ValueError, TypeError, FieldError) as exc:  # found building SQL
         raise errors.InvalidFilter(f"Invalid value in filter: {exc}") from None
     if count == 0 or start > total:
         return total, start, []

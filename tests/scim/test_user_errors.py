@@ -444,3 +444,33 @@ def test_okta_create_resent_is_409_not_a_second_user(scim):
     before = snapshot()
     assert_scim_error(scim.post("/Users", payload("okta/create_user")), 409, "uniqueness")
     assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    [
+        "meta.created",
+        "meta.lastModified",
+        "id",
+        "externalId",
+        "active",
+        "emails.type",
+        "userName",
+        "title",
+    ],
+)
+def test_no_filter_operator_or_value_on_any_attribute_is_a_500(scim, ada, attribute):
+    # A fuzzing probe found meta.created eq "…" a 500 (a case-insensitive lookup on a date).
+    values = ['"2020-01-01T00:00:00Z"', '"a1@example.com"', "5", "1e400", "true", "null",
+              '"00000000-0000-0000-0000-000000000000"', '""']  # fmt: skip
+    for op in ("eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"):
+        for value in values:
+            for path in ("/Users", "/Groups"):
+                r = scim.get(path, data={"filter": f"{attribute} {op} {value}"})
+                assert r.status_code in (200, 400), (attribute, op, value, path, r.content)
+        r = scim.get("/Users", data={"filter": f"{attribute} pr"})
+        assert r.status_code in (200, 400), (attribute, r.content)
+    if attribute.startswith("meta."):
+        for op in ("eq", "ne", "gt", "le"):
+            r = scim.get("/Users", data={"filter": f'{attribute} {op} "2020-01-01T00:00:00Z"'})
+            assert r.status_code == 200, (op, r.content)
