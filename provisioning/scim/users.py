@@ -367,10 +367,20 @@ def parse_value_filter(text: str, path: str) -> tuple[str, str]:
     return match["attr"].lower(), value
 
 
+# What an attribute path can be (RFC 7644 §3.10): an optional schema URN, a name, an optional
+# sub-attribute. Anything else is refused before the filter parser sees it: it parses the path
+# as a filter, and a long chain ("title pr and title pr and …") exhausts its recursion.
+_ATTRIBUTE_PATH = re.compile(
+    r"\s*(?:urn:[A-Za-z0-9:._-]+:)?[A-Za-z$][\w$-]*(?:\.[A-Za-z$][\w$-]*)?\s*"
+)
+
+
 def _attribute_path(text: str, path: str) -> tuple[str, str | None, str | None]:
+    if not _ATTRIBUTE_PATH.fullmatch(text):
+        raise errors.InvalidPath(f"Cannot parse the path {path!r}.")
     try:
         parts = list(AttrPath(f'{text} eq ""', {}))
-    except (SCIMParserError, IndexError, TypeError, ValueError):
+    except (SCIMParserError, IndexError, TypeError, ValueError, RecursionError):
         raise errors.InvalidPath(f"Cannot parse the path {path!r}.") from None
     if len(parts) != 1:
         raise errors.InvalidPath(f"Cannot parse the path {path!r}.")

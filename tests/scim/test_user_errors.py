@@ -474,3 +474,22 @@ def test_no_filter_operator_or_value_on_any_attribute_is_a_500(scim, ada, attrib
         for op in ("eq", "ne", "gt", "le"):
             r = scim.get("/Users", data={"filter": f'{attribute} {op} "2020-01-01T00:00:00Z"'})
             assert r.status_code == 200, (op, r.content)
+
+
+def test_an_attribute_path_that_is_a_long_expression_is_400_not_a_500(scim, ada):
+    # The path parser reads a path as a filter: a long "and" chain exhausted its recursion.
+    chain = " and ".join(["title pr"] * 400)
+    before = snapshot()
+    r = scim.patch(
+        f"/Users/{uid_of(ada)}", patch_ops({"op": "replace", "path": chain, "value": "x"})
+    )
+    assert_scim_error(r, 400, "invalidPath")
+    r = scim.patch(f"/Users/{uid_of(ada)}", patch_ops({"op": "replace", "value": {chain: "x"}}))
+    assert_scim_error(r, 400, "invalidPath")
+    r = scim.patch(
+        f"/Users/{uid_of(ada)}", patch_ops({"op": "replace", "value": {f"urn:x:{chain}": "x"}})
+    )
+    assert r.status_code == 400, r.content
+    assert_scim_error(scim.get("/Users", data={"sortBy": chain}), 400, "invalidValue")
+    assert_scim_error(scim.post("/Users", {**new_user(7), f"urn:x:{chain}": "x"}), 400)
+    assert snapshot() == before
