@@ -368,24 +368,52 @@ class UsersSearchView(UsersView):
 
 
 class RootSearchView(UserResourceMixin, ScimView):
-    """``POST /.search`` across resource types (RFC 7644 §3.4.3): users, then groups.
-
-    A filter naming an attribute one type lacks selects nothing of that type."""
+    """``POST /.search`` across resource types (RFC 7644 §3.4.3): users, then groups, paged
+    as one list. A filter (or sortBy) naming an attribute one type lacks leaves that type out
+    (sortBy: unsorted after the rest); one that no type can take is the type's own 400."""
 
     def post(self, request, provider_slug):
         from .group_views import GroupsView
 
         use_search_body(request)
         start, count = paging(request)
-        resources, total = [], 0
+        params = request._request.GET
+        types, refused = [], []
         for view_class in (UsersView, GroupsView):
             view = view_class()
             view.provider, view.request, view.kwargs = self.provider, request, self.kwargs
+            query = params.copy()
             try:
-                response = view.get(request, provider_slug)
-            except errors.InvalidFilter:
+                total = self._list(view, query, 1, 0)["totalResults"]
+            except errors.InvalidFilter as exc:
+                refused.append(exc)
                 continue
-            total += response.data["totalResults"]
-            resources.extend(response.data["Resources"])
-        # Each type paged itself from startIndex; the concatenation is cut to count.
-        return Response(list_response(resources[:count], total, start))
+            except errors.InvalidValue as exc:
+                if not query.get("sortBy"):
+                    raise
+                refused.append(exc)  # this type lacks the sortBy attribute: listed unsorted
+                query.pop("sortBy", None)
+                query.pop("sortOrder", None)
+                total = self._list(view, query, 1, 0)["totalResults"]
+            types.append((view, query, total))
+        request._request.GET = params
+        if not types:
+            raise refused[0]
+        resources: list[dict] = []
+        first = 0  # positions before this type's, in the list of all types
+        for view, query, total in types:
+            position = start + len(resources)  # the next position this page wants
+            wanted = count - len(resources)
+            if wanted > 0 and first < position <= first + total:
+                page = self._list(view, query, position - first, wanted)
+                resources.extend(page["Resources"])
+            first += total
+        request._request.GET = params
+        return Response(list_response(resources, first, start))
+
+    @staticmethod
+    def _list(view, query, start: int, count: int) -> dict:
+        query = query.copy()
+        query["startIndex"], query["count"] = str(start), str(count)
+        view.request._request.GET = query
+        return view.get(view.request, view.kwargs["provider_slug"]).data

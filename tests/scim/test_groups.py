@@ -870,3 +870,46 @@ def test_user_deleted_through_users_changes_the_groups_etag(scim):
     r = scim.get(f"/Groups/{group['id']}", HTTP_IF_NONE_MATCH='W/"1"')
     assert r.status_code == 200, r.content
     assert r.json() == expected_group(scim, group["id"], [bob])
+
+
+# --- POST /.search across resource types ------------------------------------------------------
+
+
+def test_root_search_pages_users_then_groups_as_one_list(scim):
+    users = make_users(scim, 3)
+    groups = [make_group(scim, name)["id"] for name in ("Ops", "Dev")]
+    everyone = users + groups
+    seen = []
+    for start in (1, 3, 5):
+        r = scim.post("/.search", {"startIndex": start, "count": 2})
+        assert r.status_code == 200, r.content
+        body = r.json()
+        assert (body["totalResults"], body["startIndex"]) == (5, start)
+        seen += [resource["id"] for resource in body["Resources"]]
+    assert seen == everyone
+    r = scim.post("/.search", {"startIndex": 6})
+    assert (r.json()["totalResults"], r.json()["Resources"]) == (5, [])
+
+
+def test_root_search_filter_and_sort_on_attributes_one_type_lacks(scim):
+    users = make_users(scim, 2)
+    make_group(scim, "Ops")
+    r = scim.post("/.search", {"filter": "userName pr"})
+    assert [x["id"] for x in r.json()["Resources"]] == users
+    r = scim.post("/.search", {"filter": 'displayName eq "Ops"'})
+    assert [x["displayName"] for x in r.json()["Resources"]] == ["Ops"]
+    r = scim.post("/.search", {"sortBy": "userName", "sortOrder": "descending"})
+    assert r.status_code == 200, r.content
+    assert [x.get("userName", x.get("displayName")) for x in r.json()["Resources"]] == [
+        "user2@example.com", "user1@example.com", "Ops"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"filter": "(((("}, {"filter": "garbage garbage"}, {"filter": "x" * 2001},
+     {"filter": 'userName eq "\\ud800"'}, {"filter": "nickname eq \"x\""}],
+)  # fmt: skip
+def test_root_search_with_a_filter_no_type_can_take_is_400(scim, body):
+    make_users(scim, 1)
+    assert_error(scim.post("/.search", body), 400, "invalidFilter")
