@@ -36,6 +36,9 @@ class BoundedJSONParser(JSONParser):
     RecursionError, which would be a 500."""
 
     def parse(self, stream, media_type=None, parser_context=None):
+        # SCIM is UTF-8 (RFC 7644 §3.1, RFC 8259 §8.1): a charset parameter naming another
+        # encoding must not turn "café" into "cafÃ©".
+        parser_context = {**(parser_context or {}), "encoding": "utf-8"}
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
@@ -99,6 +102,8 @@ class ScimView(APIView):
     parser_classes = [ScimJSONParser, BoundedJSONParser]
     renderer_classes = [ScimJSONRenderer]
     content_negotiation_class = AlwaysScimJSON
+    # OPTIONS would answer DRF's metadata (view docstrings included): a SCIM 405 instead.
+    metadata_class = None
     provider = None
 
     def get_exception_handler(self):

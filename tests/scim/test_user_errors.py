@@ -495,3 +495,15 @@ def test_an_attribute_path_that_is_a_long_expression_is_400_not_a_500(scim, ada)
         scim.post("/Users", {**new_user(7), f"urn:x:{chain}": "x"}), 400, "invalidPath"
     )
     assert snapshot() == before
+
+
+def test_a_body_is_read_as_utf8_whatever_charset_it_names(scim):
+    body = '{"userName": "cafe@example.com", "displayName": "Café"}'.encode()
+    r = scim.post("/Users", body, content_type="application/scim+json; charset=latin-1")
+    assert r.status_code == 201, r.content
+    assert r.json()["displayName"] == "Café"
+
+
+def test_options_is_a_scim_405_without_the_views_internals(scim):
+    r = scim.client.options(f"{scim.base}/Users")
+    assert_scim_error(r, 405)
