@@ -11,15 +11,16 @@ Target: at least 1,000 deactivations a second on PostgreSQL.
 """
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from scratch import scratch_database  # noqa: E402 - bench/ is on the path just above
 
 
 def main() -> None:
@@ -28,12 +29,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     args = parser.parse_args()
 
-    scratch = tempfile.mkdtemp(prefix="gatehouse-bench-")
-    os.environ.setdefault("GATEHOUSE_VAR_DIR", scratch)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
-    import django
+    with scratch_database():
+        run(args)
 
-    django.setup()
+
+def run(args) -> None:
     from django.conf import settings
     from django.db import connection
     from django.utils import timezone
@@ -43,63 +43,58 @@ def main() -> None:
     from provisioning.models import Provider, ProviderUser
     from synclog.models import SyncLogEntry
 
-    old_name = connection.settings_dict["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
-        now = timezone.now()
-        provider = Provider.objects.create(
-            name="Bench IdP",
-            slug="bench",
-            auth_type="basic",
-            credential_username="bench_1@gatehouse.example.com",
-            secret_digest="0" * 64,
-        )
-        org = Organization.objects.default()
-        users = User.objects.bulk_create(
-            [
-                User(
-                    username=f"leaver{i}@example.com",
-                    email=f"leaver{i}@example.com",
-                    organization=org,
-                    status=UserStatus.BLOCKED,
-                    password="!",
-                )
-                for i in range(args.rows)
-            ],
-            batch_size=2000,
-        )
-        ProviderUser.objects.bulk_create(
-            [ProviderUser(provider=provider, user=u) for u in users], batch_size=2000
-        )
-        PendingDeactivation.objects.bulk_create(
-            [
-                PendingDeactivation(
-                    user=u,
-                    provider=provider,
-                    provider_label=provider.name,
-                    requested_by_kind="provider",
-                    requested_by=provider.credential_username,
-                    created_at=now - timedelta(minutes=16),
-                    due_at=now - timedelta(minutes=1),
-                )
-                for u in users
-            ],
-            batch_size=2000,
-        )
-        batch = args.batch_size or settings.GATEHOUSE_DEACTIVATION_BATCH_SIZE
-        started = time.perf_counter()
-        result = run_due_deactivations(batch_size=batch)
-        elapsed = time.perf_counter() - started
-        done = User.objects.filter(status=UserStatus.DEACTIVATED).count()
-        logged = SyncLogEntry.objects.filter(change_type="user_deactivated").count()
-        print(f"database:      {connection.vendor} ({connection.settings_dict['ENGINE']})")
-        print(f"due rows:      {args.rows}  batch size: {batch}")
-        print(f"deactivated:   {result.deactivated} (users now deactivated: {done}, "
-              f"sync rows: {logged})")  # fmt: skip
-        print(f"time:          {elapsed:.2f} s")
-        print(f"throughput:    {result.deactivated / elapsed:,.0f} deactivations/s")
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+    now = timezone.now()
+    provider = Provider.objects.create(
+        name="Bench IdP",
+        slug="bench",
+        auth_type="basic",
+        credential_username="bench_1@gatehouse.example.com",
+        secret_digest="0" * 64,
+    )
+    org = Organization.objects.default()
+    users = User.objects.bulk_create(
+        [
+            User(
+                username=f"leaver{i}@example.com",
+                email=f"leaver{i}@example.com",
+                organization=org,
+                status=UserStatus.BLOCKED,
+                password="!",
+            )
+            for i in range(args.rows)
+        ],
+        batch_size=2000,
+    )
+    ProviderUser.objects.bulk_create(
+        [ProviderUser(provider=provider, user=u) for u in users], batch_size=2000
+    )
+    PendingDeactivation.objects.bulk_create(
+        [
+            PendingDeactivation(
+                user=u,
+                provider=provider,
+                provider_label=provider.name,
+                requested_by_kind="provider",
+                requested_by=provider.credential_username,
+                created_at=now - timedelta(minutes=16),
+                due_at=now - timedelta(minutes=1),
+            )
+            for u in users
+        ],
+        batch_size=2000,
+    )
+    batch = args.batch_size or settings.GATEHOUSE_DEACTIVATION_BATCH_SIZE
+    started = time.perf_counter()
+    result = run_due_deactivations(batch_size=batch)
+    elapsed = time.perf_counter() - started
+    done = User.objects.filter(status=UserStatus.DEACTIVATED).count()
+    logged = SyncLogEntry.objects.filter(change_type="user_deactivated").count()
+    print(f"database:      {connection.vendor} ({connection.settings_dict['ENGINE']})")
+    print(f"due rows:      {args.rows}  batch size: {batch}")
+    print(f"deactivated:   {result.deactivated} (users now deactivated: {done}, "
+          f"sync rows: {logged})")  # fmt: skip
+    print(f"time:          {elapsed:.2f} s")
+    print(f"throughput:    {result.deactivated / elapsed:,.0f} deactivations/s")
 
 
 if __name__ == "__main__":

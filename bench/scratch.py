@@ -1,0 +1,32 @@
+"""A scratch database for the in-process benchmarks (``deactivation_sweep.py``,
+``group_membership.py``): Django set up on a temporary ``GATEHOUSE_VAR_DIR`` (unless one is
+set), then a test database created and, on the way out, dropped: ``test_<name>`` on
+PostgreSQL, a file in that directory on SQLite. Never the configured database itself."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def scratch_database():
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("GATEHOUSE_VAR_DIR", tempfile.mkdtemp(prefix="gatehouse-bench-"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    old_name = connection.settings_dict["NAME"]
+    connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        yield connection
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
