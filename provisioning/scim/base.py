@@ -106,6 +106,11 @@ class ScimView(APIView):
     metadata_class = None
     provider = None
 
+    @property
+    def allowed_methods(self):
+        # The Allow header of a 405 names what is served: not OPTIONS, which is refused.
+        return [method for method in super().allowed_methods if method != "OPTIONS"]
+
     def get_exception_handler(self):
         return errors.scim_exception_handler
 

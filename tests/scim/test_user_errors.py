@@ -507,3 +507,4 @@ def test_a_body_is_read_as_utf8_whatever_charset_it_names(scim):
 def test_options_is_a_scim_405_without_the_views_internals(scim):
     r = scim.client.options(f"{scim.base}/Users")
     assert_scim_error(r, 405)
+    assert "OPTIONS" not in r["Allow"] and "POST" in r["Allow"]
