@@ -65,45 +65,44 @@ def current_members(group: ScimGroup) -> dict[str, Member]:
     return {str(scim_id): Member(user_id, username) for scim_id, user_id, username in rows}
 
 
+def _uuid_keys(ids: Iterable[str]) -> tuple[dict[str, uuid.UUID], list[str]]:
+    """The ids that are UUIDs, keyed by the id as sent, and the ones that are not."""
+    keys, malformed = {}, []
+    for member in dict.fromkeys(ids):
+        try:
+            keys[member] = uuid.UUID(member)
+        except ValueError:
+            malformed.append(member)
+    return keys, malformed
+
+
+def _members_by_id(queryset, link: str, keys: dict[str, uuid.UUID]) -> dict[str, Member]:
+    """``Member``s of ``queryset`` whose ``link`` (path to the SCIM id) is one of ``keys``,
+    by SCIM id, one chunk of ids per query."""
+    found: dict[str, Member] = {}
+    for chunk in _chunks(list(keys.values())):
+        rows = queryset.filter(**{f"{link}__in": chunk}).values_list(
+            link, "user_id", "user__username"
+        )
+        found.update({str(s): Member(u, name) for s, u, name in rows})
+    return found
+
+
 def members_among(group: ScimGroup, ids: Iterable[str]) -> dict[str, Member]:
     """Which of these SCIM ids are members of the group (as ``current_members`` sees them):
     one indexed lookup per id, whatever the group's size. Ids that are no UUID are no member."""
-    keys = []
-    for member in ids:
-        try:
-            keys.append(uuid.UUID(member))
-        except ValueError:
-            pass
-    found: dict[str, Member] = {}
-    for chunk in _chunks(keys):
-        rows = GroupMembership.objects.filter(
-            group=group,
-            user__provider_link__provider=group.provider_id,
-            user__provider_link__scim_id__in=chunk,
-        ).values_list("user__provider_link__scim_id", "user_id", "user__username")
-        found.update({str(s): Member(u, name) for s, u, name in rows})
-    return found
+    keys, _ = _uuid_keys(ids)
+    memberships = GroupMembership.objects.filter(
+        group=group, user__provider_link__provider=group.provider_id
+    )
+    return _members_by_id(memberships, "user__provider_link__scim_id", keys)
 
 
 def _resolve(provider: Provider, ids: Iterable[str]) -> dict[str, Member]:
     """The provider's users these SCIM ids name; any other id (malformed, unknown, another
     provider's user, a local user) refuses the whole request, naming the ids."""
-    ids = list(dict.fromkeys(ids))
-    unknown = []
-    keys = {}
-    for member in ids:
-        try:
-            keys[member] = uuid.UUID(member)
-        except ValueError:
-            unknown.append(member)
-    found: dict[str, Member] = {}
-    for chunk in _chunks(list(keys.values())):
-        rows = (
-            provider_users(provider)
-            .filter(scim_id__in=chunk)
-            .values_list("scim_id", "user_id", "user__username")
-        )
-        found.update({str(s): Member(u, name) for s, u, name in rows})
+    keys, unknown = _uuid_keys(ids)
+    found = _members_by_id(provider_users(provider), "scim_id", keys)
     unknown += [member for member in keys if member not in found]
     if unknown:
         shown = ", ".join(repr(m) for m in unknown[:_SHOWN_IDS])

@@ -67,20 +67,16 @@ def provider_user_by_scim_id(
     The same instances as ``provider_users(provider).select_related("user")`` would build,
     from SQL written once per process (identity/prepared.py): the read every GET, PUT,
     PATCH and DELETE by id starts with."""
-    sql, links, users = _link_with_user(for_update)
-    key = ProviderUser._meta.get_field("scim_id").get_db_prep_value(scim_id, connection)
+    statement = link_by_scim_id_statement(provider.pk, scim_id, for_update=for_update)
     with_open = open_deactivation and for_update and connection.vendor == "postgresql"
     if with_open:
         pending_sql, pending_columns = _open_deactivation_of_link()
-        pending_params = [provider.pk, key, *OPEN_DEACTIVATION_STATES]
-        with sent_together((sql, [provider.pk, key]), (pending_sql, pending_params)) as (
-            cursor,
-            pending,
-        ):
+        pending_params = [*statement[1], *OPEN_DEACTIVATION_STATES]  # provider, SCIM id
+        with sent_together(statement, (pending_sql, pending_params)) as (cursor, pending):
             row, open_row = cursor.fetchone(), pending.fetchone()
     else:
         with connection.cursor() as cursor:
-            cursor.execute(sql, [provider.pk, key])
+            cursor.execute(*statement)
             row = cursor.fetchone()
     if row is None:
         return None
@@ -107,10 +103,12 @@ def _link_with_user(for_update: bool) -> tuple[str, PreparedColumns, PreparedCol
     return _LINK_WITH_USER[for_update]
 
 
-def link_by_scim_id_statement(provider_id: int, scim_id) -> tuple[str, list]:
-    """The SQL and parameters of ``provider_user_by_scim_id`` (not for update), to send
-    elsewhere (authentication's read ahead); its row goes through ``link_from_row``."""
-    sql, _, _ = _link_with_user(False)
+def link_by_scim_id_statement(
+    provider_id: int, scim_id, *, for_update: bool = False
+) -> tuple[str, list]:
+    """The SQL and parameters of ``provider_user_by_scim_id``, also to send elsewhere
+    (authentication's read ahead); its row goes through ``link_from_row``."""
+    sql, _, _ = _link_with_user(for_update)
     key = ProviderUser._meta.get_field("scim_id").get_db_prep_value(scim_id, connection)
     return sql, [provider_id, key]
 

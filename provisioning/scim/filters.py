@@ -83,6 +83,16 @@ _UUIDS = {"scim_id", "memberships__user__provider_link__scim_id"}
 _DATES = ("created_at", "updated_at")  # meta.created, meta.lastModified: no case to ignore
 
 
+def is_date(field: str) -> bool:
+    return field.endswith(_DATES)
+
+
+def is_text(field: str) -> bool:
+    """Whether a mapped field is a text column (stored "" when unassigned), not an id or a
+    date."""
+    return field not in _UUIDS and not is_date(field)
+
+
 # A term that holds for every row. Not ``Q()``: scim2-filter-parser drops an empty Q from an
 # ``or`` ("emails.type eq \"work\" or userName eq \"bob\"" would select bob only) and does
 # not negate one (``not (active pr)`` would select everyone).
@@ -182,11 +192,11 @@ class _Transpiler(django_q_object.Transpiler):
                 value = uuid.UUID(value)
             except ValueError:
                 return NEVER if op == "eq" else ALWAYS
-        if attr.endswith(_DATES) and op in ("co", "sw", "ew"):
+        if is_date(attr) and op in ("co", "sw", "ew"):
             raise errors.InvalidFilter(f"{_name(node.attr_path)} is a date: compare it with "
                                        "eq, ne, gt, ge, lt or le.")  # fmt: skip
         if op in ("eq", "ne"):
-            exact = attr in CASE_EXACT or attr.endswith(_DATES) or isinstance(value, bool)
+            exact = attr in CASE_EXACT or is_date(attr) or isinstance(value, bool)
             lookup = "exact" if exact else "ci_exact"
             if value is None:
                 lookup, value = "isnull", True

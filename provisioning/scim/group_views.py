@@ -153,8 +153,9 @@ class GroupsView(GroupResourceMixin, ScimView):
 class GroupDetailView(GroupResourceMixin, ScimView):
     def get(self, request, provider_slug, scim_id):
         group = self.get_group(scim_id)
-        if not_modified(request, etag(group)):
-            return without_body(304, etag(group))
+        current = etag(group)
+        if not_modified(request, current):
+            return without_body(304, current)
         return self.respond(group)
 
     def put(self, request, provider_slug, scim_id):

@@ -15,6 +15,7 @@ from provisioning.group_sync import MemberChanges
 from provisioning.models import ScimGroup
 
 from . import errors, patch
+from .base import parse_uuid
 from .schema import CORE_GROUP
 from .users import coerce_string, parse_value_filter
 
@@ -30,14 +31,6 @@ def canonical_id(value: str) -> str:
         return str(uuid.UUID(value))
     except ValueError:
         return value
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def member_ids(value: Any, name: str = "members") -> list[str]:
@@ -139,7 +132,7 @@ class GroupAdapter:
         # as is removing an absent member, and the request's other removals still happen.
         # Failing the batch would leave those users in the group. An id that cannot be a
         # user's at all (no UUID: a userName, an externalId) is a client mistake, though.
-        malformed = [member for member in ids if not _is_uuid(member)]
+        malformed = [member for member in ids if parse_uuid(member) is None]
         if malformed:
             raise errors.InvalidValue(
                 f"{malformed[0]!r} is not a user id: members are removed by the id the server "

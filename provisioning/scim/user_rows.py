@@ -180,20 +180,22 @@ _ROWS_WHERE = {
 }
 
 
-def rows_where_statement(provider_id: int, attribute: str, value: str) -> tuple[str, list]:
-    """The SQL and parameters ``rows_where`` runs; its result goes through ``rows_from``."""
+def _unique_equality(attribute: str, value: str) -> CompiledQuery:
     if attribute not in _ROWS_WHERE or not value:
         raise ValueError(f"{attribute!r} = {value!r} does not name at most one user")
-    return _ROWS_WHERE[attribute].statement(provider_id, value)
+    return _ROWS_WHERE[attribute]
+
+
+def rows_where_statement(provider_id: int, attribute: str, value: str) -> tuple[str, list]:
+    """The SQL and parameters ``rows_where`` runs; its result goes through ``rows_from``."""
+    return _unique_equality(attribute, value).statement(provider_id, value)
 
 
 def rows_where(provider: Provider, attribute: str, value: str) -> list[dict[str, Any]]:
     """The rows of ``provider``'s users whose userName equals ``value`` case-insensitively
     (``attribute="username"``) or whose non-empty externalId equals it exactly
     (``"external_id"``): at most one user, in one statement."""
-    if attribute not in _ROWS_WHERE or not value:
-        raise ValueError(f"{attribute!r} = {value!r} does not name at most one user")
-    return rows_from(*_ROWS_WHERE[attribute].run(provider.pk, value))
+    return rows_from(*_unique_equality(attribute, value).run(provider.pk, value))
 
 
 def row_from_link(link: ProviderUser, groups_json: str | None) -> dict[str, Any] | None:

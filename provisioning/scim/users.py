@@ -104,6 +104,10 @@ def coerce_string(value: Any, name: str) -> str:
     return str(value).strip()
 
 
+def _is_primary(item: dict) -> bool:
+    return item.get("primary") in (True, "true", "True")  # Entra writes "True"
+
+
 def _pick(items: Any, name: str) -> dict | None:
     """The entry of a multi-valued attribute Gatehouse keeps: primary, else work, else one
     with no type, else the first."""
@@ -114,7 +118,7 @@ def _pick(items: Any, name: str) -> dict | None:
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise errors.InvalidValue(f"{name} must be a list of objects.")
     for item in items:
-        if item.get("primary") in (True, "true", "True"):
+        if _is_primary(item):
             return item
     for item in items:
         if str(item.get("type", "")).lower() in _PREFERRED_TYPES:
@@ -323,7 +327,7 @@ def _adds_a_kept_entry(attribute: str, value: Any) -> bool:
     items = [value] if isinstance(value, dict) else value
     return any(
         not isinstance(item, dict)  # set_path refuses it
-        or item.get("primary") in (True, "true", "True")
+        or _is_primary(item)
         or str(item.get("type") or "work").lower() in _PREFERRED_TYPES
         for item in items
     )
