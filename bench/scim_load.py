@@ -402,8 +402,8 @@ def main(argv=None) -> int:
         import django
 
         django.setup()
-        measure_floor(free_port(), env)
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+        measure_floor(free_port(), env)
         from django.core.management import call_command
         from django.db import connections
 
