@@ -17,6 +17,16 @@ def test_settings_choose_it_for_sqlite_urls():
     assert connection.settings_dict["ENGINE"] == "console.sqlite3"
 
 
+def test_connections_read_pages_through_a_memory_map():
+    # The test database is a file too (settings TEST NAME), so the map applies to it.
+    fresh = connection.get_new_connection(connection.get_connection_params())
+    try:
+        assert fresh.execute("PRAGMA mmap_size").fetchone()[0] == 256 * 1024 * 1024
+        assert fresh.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        fresh.close()
+
+
 def test_the_rewrite_is_django_s_and_is_remembered():
     sql = "SELECT %s, '%%', %s"
     with connection.cursor() as cursor:
