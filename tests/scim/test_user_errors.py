@@ -504,6 +504,26 @@ def test_a_body_is_read_as_utf8_whatever_charset_it_names(scim):
     assert r.json()["displayName"] == "Café"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"userName": "x@example.com", "active": NaN}',  # not JSON (RFC 8259), Python reads it
+        b'\xef\xbb\xbf{"userName": "x@example.com"}',  # a byte order mark (RFC 8259 \xc2\xa78.1)
+        b'{"userName": "x@example.com", "displayName": "\xff"}',  # not UTF-8
+        b'{"userName": "x@example.com"} trailing',
+    ],
+)
+def test_what_the_fast_decoder_refuses_is_refused_as_before(scim, body):
+    r = scim.post("/Users", body, content_type="application/scim+json")
+    assert_scim_error(r, 400, "invalidSyntax")
+
+
+def test_an_integer_past_64_bits_is_a_400_not_a_500(scim):
+    body = b'{"userName": "x@example.com", "active": 123456789012345678901234567890}'
+    r = scim.post("/Users", body, content_type="application/scim+json")
+    assert_scim_error(r, 400, "invalidValue")
+
+
 def test_options_is_a_scim_405_without_the_views_internals(scim):
     r = scim.client.options(f"{scim.base}/Users")
     assert_scim_error(r, 405)
