@@ -159,7 +159,7 @@ class GroupAdapter:
 
     # --- PATCH ------------------------------------------------------------------------------
     def apply_patch(self, body: Any) -> None:
-        for op, path, value in patch.operations(body, require_one=True):
+        for op, path, value in patch.operations(body):
             if path is None:
                 self._apply_pathless(op, value)
             else:

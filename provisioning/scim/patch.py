@@ -8,14 +8,16 @@ from typing import Any
 from . import errors
 
 
-def operations(body: Any, *, require_one: bool = False) -> Iterator[tuple[str, str | None, Any]]:
+def operations(body: Any) -> Iterator[tuple[str, str | None, Any]]:
     """``(op, path, value)`` of each operation, checked: op lower-cased (RFC 7644 §3.5.2; Entra
     sends "Replace", "Add"), path a string or None; a path-less op is an add or replace whose
     value is an object of attribute paths (Okta's ``{"op":"replace","value":{"active":false}}``,
-    Entra's ``{"name.givenName": …}``)."""
+    Entra's ``{"name.givenName": …}``). An empty list is a 400 for every resource: RFC 7644
+    §3.5.2 asks for "one or more" operations, and a PATCH that changes nothing is a client's
+    mistake to report, not a success to log."""
     if not isinstance(body, dict) or not isinstance(body.get("Operations"), list):
         raise errors.InvalidSyntax("A PATCH body needs an Operations list (RFC 7644 §3.5.2).")
-    if require_one and not body["Operations"]:
+    if not body["Operations"]:
         raise errors.InvalidValue("A PATCH body needs at least one operation.")
     for operation in body["Operations"]:
         if not isinstance(operation, dict) or not isinstance(operation.get("op"), str):

@@ -117,6 +117,15 @@ def test_patch_without_operations_is_400(scim, ada):
     assert snapshot() == before
 
 
+def test_patch_with_an_empty_operations_list_is_400_as_for_groups(scim, ada):
+    # RFC 7644 §3.5.2: "an array of one or more PATCH operations".
+    before = snapshot()
+    r = scim.patch(f"/Users/{uid_of(ada)}", patch_ops())
+    assert_scim_error(r, 400, "invalidValue")
+    assert "at least one operation" in r.json()["detail"]
+    assert snapshot() == before
+
+
 def test_patch_unknown_op_is_400(scim, ada):
     before = snapshot()
     r = scim.patch(f"/Users/{uid_of(ada)}", patch_ops({"op": "merge", "path": "title"}))
