@@ -279,12 +279,16 @@ def guard_holds_provider(
     if resolved is not None:
         since = resolved
     in_window = PendingDeactivation.objects.filter(provider_id=provider_id, created_at__gt=since)
-    # The provider's users: those it links now, plus those deprovisioned in the window whose
+    # The provider's users: those it links now (the count its provider row keeps exact, in
+    # each link's transaction: a COUNT of its users took ~15 ms at 100,000 users, on every
+    # deprovision of a wave past the minimum), plus those deprovisioned in the window whose
     # link a SCIM DELETE already removed.
-    users = (
-        User.objects.filter(provider_link__provider_id=provider_id).count()
-        + in_window.exclude(user__provider_link__provider_id=provider_id).count()
-    )
+    from provisioning.models import Provider  # provisioning builds on identity
+
+    linked = Provider.objects.filter(pk=provider_id).values_list("user_count", flat=True)
+    users = (linked.first() or 0) + in_window.exclude(
+        user__provider_link__provider_id=provider_id
+    ).count()
     share = math.floor(settings.GATEHOUSE_GUARD_SHARE * users)
     threshold = max(share, settings.GATEHOUSE_GUARD_MIN)
     if count <= threshold:

@@ -44,10 +44,14 @@ class ProviderFactory(factory.django.DjangoModelFactory):
 
 def provisioned_user(provider, **fields) -> User:
     """A user linked to ``provider``, as a SCIM create leaves it."""
-    from provisioning.models import ProviderUser
+    from django.db.models import F
+
+    from provisioning.models import Provider, ProviderUser
 
     user = UserFactory(**fields)
     ProviderUser.objects.create(provider=provider, user=user)
+    # provisioning.user_sync keeps the provider's count with each link it writes.
+    Provider.objects.filter(pk=provider.pk).update(user_count=F("user_count") + 1)
     return user
 
 
