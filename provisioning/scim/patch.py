@@ -15,18 +15,26 @@ def operations(body: Any) -> Iterator[tuple[str, str | None, Any]]:
     Entra's ``{"name.givenName": …}``). An empty list is a 400 for every resource: RFC 7644
     §3.5.2 asks for "one or more" operations, and a PATCH that changes nothing is a client's
     mistake to report, not a success to log."""
-    if not isinstance(body, dict) or not isinstance(body.get("Operations"), list):
+    listed = _keys_folded(body).get("operations") if isinstance(body, dict) else None
+    if not isinstance(listed, list):
         raise errors.InvalidSyntax("A PATCH body needs an Operations list (RFC 7644 §3.5.2).")
-    if not body["Operations"]:
+    if not listed:
         raise errors.InvalidValue("A PATCH body needs at least one operation.")
-    for operation in body["Operations"]:
-        if not isinstance(operation, dict) or not isinstance(operation.get("op"), str):
+    for operation in listed:
+        # Attribute names are case-insensitive (RFC 7643 §2.1), the PatchOp's own included.
+        operation = _keys_folded(operation) if isinstance(operation, dict) else None
+        if operation is None or not isinstance(operation.get("op"), str):
             raise errors.InvalidSyntax("Each operation needs an op.")
         op = operation["op"].lower()
         if op not in ("add", "replace", "remove"):
             raise errors.InvalidSyntax(f"Unknown PATCH op {operation['op']!r}.")
         path = operation.get("path")
         value = operation.get("value")
+        if op != "remove" and "value" not in operation:
+            # RFC 7644 §3.5.2.1, §3.5.2.3: add and replace MUST carry a value. Read as a null,
+            # a truncated operation cleared the attribute it named. An explicit null still
+            # clears it (RFC 7643 §2.5: null and unassigned are the same state).
+            raise errors.InvalidValue(f"A {op} operation needs a value.")
         if path in (None, ""):
             if op == "remove":
                 raise errors.NoTarget("A remove operation needs a path.")
@@ -37,3 +45,7 @@ def operations(body: Any) -> Iterator[tuple[str, str | None, Any]]:
             raise errors.InvalidPath("path must be a string.")
         else:
             yield op, path, value
+
+
+def _keys_folded(mapping: dict) -> dict:
+    return {key.lower() if isinstance(key, str) else key: value for key, value in mapping.items()}

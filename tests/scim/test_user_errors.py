@@ -126,6 +126,44 @@ def test_patch_with_an_empty_operations_list_is_400_as_for_groups(scim, ada):
     assert snapshot() == before
 
 
+@pytest.mark.parametrize("op", ["add", "replace", "Replace"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "title",
+        "displayName",
+        "emails",
+        'emails[type eq "work"].value',
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+    ],
+)
+def test_an_add_or_replace_without_a_value_is_400_and_clears_nothing(scim, ada, op, path):
+    # RFC 7644 §3.5.2.1/§3.5.2.3: the value MUST be there. Read as null it erased the attribute.
+    before = snapshot()
+    r = scim.patch(f"/Users/{uid_of(ada)}", patch_ops({"op": op, "path": path}))
+    assert_scim_error(r, 400, "invalidValue")
+    assert snapshot() == before
+
+
+def test_an_explicit_null_value_still_clears(scim, ada):
+    r = scim.patch(
+        f"/Users/{uid_of(ada)}", patch_ops({"op": "replace", "path": "title", "value": None})
+    )
+    assert r.status_code == 200, r.content
+    assert "title" not in r.json()
+
+
+def test_the_patchop_s_own_names_are_case_insensitive(scim, ada):
+    # RFC 7643 §2.1: attribute names, "Operations", "op", "path" and "value" among them.
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "operations": [{"OP": "Replace", "PATH": "title", "VALUE": "Countess"}],
+    }
+    r = scim.patch(f"/Users/{uid_of(ada)}", body)
+    assert r.status_code == 200, r.content
+    assert r.json()["title"] == "Countess"
+
+
 def test_patch_unknown_op_is_400(scim, ada):
     before = snapshot()
     r = scim.patch(f"/Users/{uid_of(ada)}", patch_ops({"op": "merge", "path": "title"}))
