@@ -15,14 +15,14 @@ def operations(body: Any) -> Iterator[tuple[str, str | None, Any]]:
     Entra's ``{"name.givenName": …}``). An empty list is a 400 for every resource: RFC 7644
     §3.5.2 asks for "one or more" operations, and a PATCH that changes nothing is a client's
     mistake to report, not a success to log."""
-    listed = _keys_folded(body).get("operations") if isinstance(body, dict) else None
+    listed = fold_keys(body).get("operations") if isinstance(body, dict) else None
     if not isinstance(listed, list):
         raise errors.InvalidSyntax("A PATCH body needs an Operations list (RFC 7644 §3.5.2).")
     if not listed:
         raise errors.InvalidValue("A PATCH body needs at least one operation.")
     for operation in listed:
         # Attribute names are case-insensitive (RFC 7643 §2.1), the PatchOp's own included.
-        operation = _keys_folded(operation) if isinstance(operation, dict) else None
+        operation = fold_keys(operation) if isinstance(operation, dict) else None
         if operation is None or not isinstance(operation.get("op"), str):
             raise errors.InvalidSyntax("Each operation needs an op.")
         op = operation["op"].lower()
@@ -47,5 +47,7 @@ def operations(body: Any) -> Iterator[tuple[str, str | None, Any]]:
             yield op, path, value
 
 
-def _keys_folded(mapping: dict) -> dict:
+def fold_keys(mapping: dict) -> dict:
+    """``mapping`` with its names lower-cased: SCIM names are case-insensitive (RFC 7643
+    §2.1)."""
     return {key.lower() if isinstance(key, str) else key: value for key, value in mapping.items()}

@@ -117,6 +117,7 @@ def _pick(items: Any, name: str) -> dict | None:
         items = [items]
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise errors.InvalidValue(f"{name} must be a list of objects.")
+    items = [patch.fold_keys(item) for item in items]  # "Value", "Locality": RFC 7643 §2.1
     for item in items:
         if _is_primary(item):
             return item
@@ -154,14 +155,17 @@ class UserAdapter(SCIMMixin):
     def clear_field(self, field: str) -> None:
         self.state[field] = EMPTY_STATE[field]
 
-    def set_path(self, attribute: str, sub: str | None, uri: str | None, value: Any) -> None:
-        """Set one attribute path from a resource body or a PATCH op (without a filter)."""
+    def set_path(
+        self, attribute: str, sub: str | None, uri: str | None, value: Any, *, adding=False
+    ) -> None:
+        """Set one attribute path from a resource body or a PATCH op (without a filter).
+        ``adding``: a PATCH add, which changes only the sub-attributes its value names."""
         attr_l = attribute.lower()
         if uri is None and attr_l in _SCHEMA_URNS:
             self.set_extension(attribute, value)
             return
         if sub is None and value is not None:
-            expanded = self._expand_complex(attr_l, uri, value)
+            expanded = self._expand_complex(attr_l, uri, value, adding=adding)
             if expanded is not None:
                 for (a, s, u), v in expanded:
                     self.set_path(a, s, u, v)
@@ -186,7 +190,7 @@ class UserAdapter(SCIMMixin):
                 continue  # another attribute of a custom namespace: not kept here
             self.set_path(key, None, urn, inner)
 
-    def _expand_complex(self, attr_l: str, uri: str | None, value: Any):
+    def _expand_complex(self, attr_l: str, uri: str | None, value: Any, *, adding=False):
         uri_l = uri.lower() if uri else None
         if uri_l in (None, CORE_USER.lower()):
             if attr_l == "name":
@@ -198,6 +202,11 @@ class UserAdapter(SCIMMixin):
                 if item is None:
                     return [((attr_l, "value" if attr_l == "emails" else "locality", None), "")]
                 keep = ("value",) if attr_l == "emails" else ("locality", "region", "country")
+                if adding:
+                    # RFC 7644 §3.5.2.1: an add brings values; one without a locality (only a
+                    # postalCode, not kept) leaves the kept locality as it is. A POST, a PUT
+                    # or a replace states the whole entry, and what it leaves out is cleared.
+                    keep = tuple(k for k in keep if k in item)
                 return [((attr_l, k, None), item.get(k)) for k in keep]
         return None
 
@@ -309,7 +318,7 @@ class UserAdapter(SCIMMixin):
             # RFC 7644 §3.5.2.1: an add to a multi-valued attribute adds values. Adding only
             # entries Gatehouse does not keep (a "home" email) leaves the kept one as it is.
             return
-        self.set_path(attribute, sub, uri, value)
+        self.set_path(attribute, sub, uri, value, adding=op == "add")
 
 
 def _read_only_attribute(attribute: str, uri: str | None) -> str | None:
@@ -325,6 +334,7 @@ def _adds_a_kept_entry(attribute: str, value: Any) -> bool:
     if attribute.lower() not in ("emails", "addresses") or not isinstance(value, (list, dict)):
         return True  # name, or a malformed value that set_path refuses
     items = [value] if isinstance(value, dict) else value
+    items = [patch.fold_keys(item) if isinstance(item, dict) else item for item in items]
     return any(
         not isinstance(item, dict)  # set_path refuses it
         or _is_primary(item)

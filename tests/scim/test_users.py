@@ -960,3 +960,74 @@ def test_every_read_of_a_user_lists_its_groups_in_the_order_they_were_pushed(sci
         assert body["groups"] == expected
     user = User.objects.get(username=username)
     assert reads[-1] == expected_scim_user(scim, user, groups=expected)
+
+
+# --- emails and addresses: names in any case, adds that bring part of an entry ---------------
+
+
+def _uid(user) -> str:
+    return str(user.provider_link.scim_id)
+
+
+def test_sub_attribute_names_of_emails_and_addresses_are_case_insensitive(scim):
+    # RFC 7643 §2.1. "Value" and "Locality" were not read, and the email was lost.
+    body = new_user(
+        1,
+        emails=[{"Value": "Ada@Example.com", "Type": "work", "Primary": True}],
+        Addresses=[{"Locality": "Paris", "COUNTRY": "FR", "type": "work"}],
+    )
+    r = scim.post("/Users", body)
+    assert r.status_code == 201, r.content
+    assert r.json()["emails"] == [{"value": "Ada@Example.com", "type": "work", "primary": True}]
+    assert r.json()["addresses"][0]["locality"] == "Paris"
+    assert r.json()["addresses"][0]["country"] == "FR"
+    r = scim.patch(
+        f"/Users/{r.json()['id']}",
+        patch_ops({"op": "add", "path": "emails", "value": [{"VALUE": "new@example.com"}]}),
+    )
+    assert r.json()["emails"][0]["value"] == "new@example.com"
+
+
+def test_an_add_of_part_of_an_entry_keeps_the_rest(scim):
+    user = created(
+        scim, new_user(1, addresses=[{"type": "work", "locality": "Paris", "country": "FR"}])
+    )
+    before = snapshot()
+    # postalCode is accepted and not kept: nothing changes, nothing is lost.
+    r = scim.patch(
+        f"/Users/{_uid(user)}",
+        patch_ops(
+            {"op": "add", "path": "addresses", "value": [{"type": "work", "postalCode": "75001"}]}
+        ),
+    )
+    assert r.status_code == 200, r.content
+    assert r.json()["addresses"][0] == {
+        "type": "work", "primary": True, "locality": "Paris", "country": "FR"
+    }  # fmt: skip
+    assert snapshot() == before
+    r = scim.patch(
+        f"/Users/{_uid(user)}",
+        patch_ops({"op": "add", "path": "addresses", "value": [{"type": "work", "region": "IDF"}]}),
+    )
+    assert r.json()["addresses"][0] == {
+        "type": "work", "primary": True, "locality": "Paris", "region": "IDF", "country": "FR"
+    }  # fmt: skip
+    # An email entry without a value brings nothing.
+    r = scim.patch(
+        f"/Users/{_uid(user)}",
+        patch_ops({"op": "add", "path": "emails", "value": [{"type": "work"}]}),
+    )
+    assert r.json()["emails"][0]["value"] == "user1@example.com"
+
+
+def test_a_replace_of_the_whole_attribute_states_the_whole_entry(scim):
+    user = created(
+        scim, new_user(1, addresses=[{"type": "work", "locality": "Paris", "country": "FR"}])
+    )
+    r = scim.patch(
+        f"/Users/{_uid(user)}",
+        patch_ops(
+            {"op": "replace", "path": "addresses", "value": [{"type": "work", "region": "IDF"}]}
+        ),
+    )
+    assert r.json()["addresses"] == [{"type": "work", "primary": True, "region": "IDF"}]
