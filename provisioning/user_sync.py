@@ -194,6 +194,7 @@ def _take_back(provider: Provider, user: User, state: dict, *, actor: Actor) -> 
     GroupMembership.objects.filter(user=user, group__provider=provider).delete()
     link = ProviderUser.objects.create(provider=provider, user=user)
     _count_link(provider, +1)
+    _restate_reports(provider, user)  # their manager shows again
     # PRODUCT.md "Sync log": the provider's log shows the user added to it, as for a new
     # person; the attribute and status changes follow as their own rows.
     record.sync_change(
@@ -393,6 +394,19 @@ def _apply(link: ProviderUser, state: dict, *, actor: Actor, adopting: bool = Fa
     return link
 
 
+def _restate_reports(provider: Provider, manager: User) -> None:
+    """A user's ``manager`` reads back only while the manager is linked to the same provider
+    (users.py): when that link goes or comes back, the answers of the users it manages
+    change, and so must their versions, or an ``If-None-Match`` would get a 304 over a copy
+    still naming (or missing) the manager (RFC 7644 §3.14). The manager itself is kept."""
+    ProviderUser.objects.filter(provider=provider, user__manager=manager).update(
+        version=F("version") + 1
+    )
+    User.objects.filter(manager=manager, provider_link__provider=provider).update(
+        updated_at=timezone.now()
+    )
+
+
 @transaction.atomic(savepoint=False)
 def remove_user(link: ProviderUser, *, actor: Actor) -> None:
     """DELETE /Users/<id>: block now, schedule the deactivation, and take the user out of
@@ -416,6 +430,7 @@ def remove_user(link: ProviderUser, *, actor: Actor) -> None:
     )
     memberships.delete()
     link.delete()
+    _restate_reports(link.provider, user)  # their manager no longer shows
     RemovedProviderUser.objects.update_or_create(
         user=user, defaults={"provider": link.provider, "removed_at": timezone.now()}
     )

@@ -1031,3 +1031,24 @@ def test_a_replace_of_the_whole_attribute_states_the_whole_entry(scim):
         ),
     )
     assert r.json()["addresses"] == [{"type": "work", "primary": True, "region": "IDF"}]
+
+
+def test_a_report_s_version_moves_when_its_manager_is_removed_or_pushed_again(scim):
+    boss = scim.post("/Users", new_user(1)).json()
+    enterprise = {ENTERPRISE: {"manager": {"value": boss["id"]}}}
+    report = scim.post("/Users", new_user(2, **enterprise)).json()
+    assert report[ENTERPRISE]["manager"]["value"] == boss["id"]
+    etag = report["meta"]["version"]
+
+    assert scim.delete(f"/Users/{boss['id']}").status_code == 204
+    r = scim.get(f"/Users/{report['id']}", HTTP_IF_NONE_MATCH=etag)
+    assert r.status_code == 200  # not a 304 over a copy that still names the manager
+    assert ENTERPRISE not in r.json()
+    assert r["ETag"] == r.json()["meta"]["version"] != etag
+    assert r.json()["meta"]["lastModified"] > report["meta"]["lastModified"]
+
+    etag = r["ETag"]
+    assert scim.post("/Users", new_user(1)).status_code == 201  # the manager, taken back
+    r = scim.get(f"/Users/{report['id']}", HTTP_IF_NONE_MATCH=etag)
+    assert r.status_code == 200
+    assert r.json()[ENTERPRISE]["manager"]["value"] != boss["id"]  # a new SCIM id
