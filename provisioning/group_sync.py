@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from synclog import record
@@ -127,6 +127,19 @@ def _validated(state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
+def _saved_unless_taken(group: ScimGroup, **save) -> None:
+    """Save ``group``, or a 409 when another of its provider's groups has its externalId
+    (the ``scimgroup_unique_external_id`` constraint decides, races included)."""
+    try:
+        with transaction.atomic():
+            group.save(**save)
+    except IntegrityError:
+        raise ProvisioningError(
+            f"externalId {group.external_id!r} is already used by another group.",
+            kind="conflict",
+        ) from None
+
+
 def _membership_rows(
     group_name: str, members: list[Member], *, added: bool, actor: Actor, now
 ) -> list[SyncLogEntry]:
@@ -179,13 +192,14 @@ def create_group(
     resolved = _resolve(provider, [*state["members"], *referenced])
     members = [resolved[m] for m in state["members"]]
     now = timezone.now()
-    group = ScimGroup.objects.create(
+    group = ScimGroup(
         provider=provider,
         display_name=state["display_name"],
         external_id=state["external_id"],
         created_at=now,
         updated_at=now,
     )
+    _saved_unless_taken(group)
     _add_memberships(group, members, now)
     rows = [
         _group_row(
@@ -256,7 +270,11 @@ def update_group(
     group.external_id = state["external_id"]
     group.version += 1
     group.updated_at = now
-    group.save(update_fields=["display_name", "external_id", "version", "updated_at"])
+    fields = ["display_name", "external_id", "version", "updated_at"]
+    if any(name == "externalId" for name, _, _ in changed_attributes):
+        _saved_unless_taken(group, update_fields=fields)
+    else:
+        group.save(update_fields=fields)
     for chunk in _chunks([m.user_id for m in removed]):
         GroupMembership.objects.filter(group=group, user_id__in=chunk).delete()
     _add_memberships(group, added, now)

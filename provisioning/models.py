@@ -137,6 +137,14 @@ class ScimGroup(models.Model):
             models.Index(fields=["provider", "id"], name="scimgroup_provider_id"),
             models.Index(Lower("display_name"), name="scimgroup_display_name_ci"),
         ]
+        constraints = [
+            # As for users: Entra looks a group up by externalId and refuses several answers.
+            models.UniqueConstraint(
+                fields=["provider", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="scimgroup_unique_external_id",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.display_name

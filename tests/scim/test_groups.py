@@ -913,3 +913,46 @@ def test_root_search_filter_and_sort_on_attributes_one_type_lacks(scim):
 def test_root_search_with_a_filter_no_type_can_take_is_400(scim, body):
     make_users(scim, 1)
     assert_error(scim.post("/.search", body), 400, "invalidFilter")
+
+
+# --- externalId: unique per provider, as for users -------------------------------------------
+
+
+def test_a_second_group_with_the_same_external_id_is_409_and_writes_nothing(scim, other_scim):
+    make_group(scim, "Engineering", externalId="entra-1")
+    before = snapshot()
+    r = scim.post("/Groups", {"schemas": [GROUP], "displayName": "Eng 2", "externalId": "entra-1"})
+    assert_error(r, 409, "uniqueness", "entra-1")
+    assert snapshot() == before
+    # Another provider's groups are its own business; groups without an externalId are many.
+    assert (
+        other_scim.post(
+            "/Groups", {"schemas": [GROUP], "displayName": "E", "externalId": "entra-1"}
+        ).status_code
+        == 201
+    )
+    make_group(scim, "No id 1")
+    make_group(scim, "No id 2")
+
+
+def test_taking_another_group_s_external_id_by_put_or_patch_is_409(scim):
+    make_group(scim, "Engineering", externalId="entra-1")
+    sales = make_group(scim, "Sales", externalId="entra-2")
+    before = snapshot()
+    r = scim.put(
+        f"/Groups/{sales['id']}",
+        {"schemas": [GROUP], "displayName": "Sales", "externalId": "entra-1"},
+    )
+    assert_error(r, 409, "uniqueness", "entra-1")
+    r = scim.patch(
+        f"/Groups/{sales['id']}",
+        patch_body({"op": "replace", "path": "externalId", "value": "entra-1"}),
+    )
+    assert_error(r, 409, "uniqueness", "entra-1")
+    assert snapshot() == before
+    r = scim.patch(
+        f"/Groups/{sales['id']}",
+        patch_body({"op": "replace", "path": "externalId", "value": "entra-3"}),
+    )
+    assert r.status_code == 200, r.content
+    assert r.json()["externalId"] == "entra-3"
