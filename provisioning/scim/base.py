@@ -219,10 +219,10 @@ def paging(request) -> tuple[int, int]:
         except ValueError:
             raise errors.InvalidValue(f"{name} must be an integer, got {raw!r}.") from None
 
-    start = max(1, integer("startIndex", 1))
+    # Past 2**31 no list has a result: such a start is read as 2**31 + 1, an empty page, not
+    # an integer too large for the database's OFFSET.
+    start = min(max(1, integer("startIndex", 1)), 2**31 + 1)
     count = min(max(0, integer("count", 100)), settings.GATEHOUSE_SCIM_MAX_RESULTS)
-    if start > 2**31:
-        raise errors.InvalidValue("startIndex is out of range.")
     return start, count
 
 

@@ -102,14 +102,15 @@ def _schemas() -> list[dict]:
         _attr("userName", required=True, uniqueness="server",
               description="Unique identifier; an email address, compared case-insensitively."),
         _attr("name", "complex", sub=[
-            # formatted is not kept: readOnly, derived by clients from the parts
-            _attr("formatted", mutability="readOnly"), _attr("familyName"),
+            # formatted is accepted (Entra maps it by default) and not kept: clients derive
+            # it from the parts, and it is not returned.
+            _attr("formatted", returned="never"), _attr("familyName"),
             _attr("givenName")]),
         _attr("displayName"),
         _attr("title"),
         _attr("userType", description="Employee type."),
-        # Required: a user is always active or not (absent on create still means true).
-        _attr("active", "boolean", required=True,
+        # Not required (RFC 7643 §4.1.1): absent on create means true.
+        _attr("active", "boolean",
               description="false blocks the user and schedules deactivation."),
         _attr("emails", "complex", multi=True, sub=[
             _attr("value"), _attr("type", canonical=["work", "home", "other"]),
@@ -138,7 +139,8 @@ def _schemas() -> list[dict]:
             _attr("value", mutability="immutable"),
             _attr("$ref", "reference", mutability="immutable", reference_types=["User"]),
             _attr("display", mutability="readOnly"),
-            _attr("type", mutability="immutable", canonical=["User", "Group"])]),
+            # Members are users: a group nested in a group is refused.
+            _attr("type", mutability="immutable", canonical=["User"])]),
     ]  # fmt: skip
     return [
         {"id": CORE_USER, "name": "User", "description": "User Account",

@@ -201,6 +201,8 @@ class GroupDetailView(GroupResourceMixin, ScimView):
 
 
 class GroupsSearchView(GroupsView):
+    http_method_names = ["post"]  # a search is a POST (RFC 7644 §3.4.3); GET /Groups lists
+
     def post(self, request, provider_slug):
         use_search_body(request)
         return self.get(request, provider_slug)

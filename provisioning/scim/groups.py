@@ -222,6 +222,9 @@ def _parse_group_path(path: str) -> tuple[str, str | None]:
                 f"Members can only be selected by value (the user's id), not in {path!r}."
             )
     attribute = _attribute(text)
+    if attribute in ("id", "meta") or attribute.startswith("meta."):
+        # RFC 7644 §3.5.2: as for users, a path to a read-only attribute is a mutability error.
+        raise errors.Mutability(f"{attribute} is read-only and cannot be changed.")
     if attribute not in ("displayname", "externalid", "members"):
         raise errors.InvalidPath(f"Unknown attribute path {path!r}.")
     return attribute, member_filter

@@ -363,6 +363,7 @@ class NotImplementedView(ScimView):
 
 class UsersSearchView(UsersView):
     placement_on_post = False  # its POST is a search
+    http_method_names = ["post"]  # a search is a POST (RFC 7644 §3.4.3); GET /Users lists
 
     def post(self, request, provider_slug):
         use_search_body(request)

@@ -153,3 +153,18 @@ def test_unconfigured_base_url_follows_the_host_and_scheme_each_request_came_to(
     assert r.json()["meta"]["location"] == f"http://127.0.0.1:8000{base}/ServiceProviderConfig"
     r = scim.get("/Users", HTTP_HOST="evil.example")  # not in ALLOWED_HOSTS
     assert r.status_code == 400
+
+
+def test_the_schemas_say_what_the_service_does(scim):
+    schemas = {s["id"]: s for s in scim.get("/Schemas").json()["Resources"]}
+    user = {
+        a["name"]: a for a in schemas["urn:ietf:params:scim:schemas:core:2.0:User"]["attributes"]
+    }
+    assert user["active"]["required"] is False  # a POST without it is a 201 (active)
+    name = {a["name"]: a for a in user["name"]["subAttributes"]}
+    assert name["formatted"]["mutability"] == "readWrite"  # accepted, as Entra sends it
+    assert name["formatted"]["returned"] == "never"
+    group = schemas["urn:ietf:params:scim:schemas:core:2.0:Group"]["attributes"]
+    members = next(a for a in group if a["name"] == "members")
+    member_type = next(a for a in members["subAttributes"] if a["name"] == "type")
+    assert member_type["canonicalValues"] == ["User"]  # a group as a member is refused

@@ -956,3 +956,14 @@ def test_taking_another_group_s_external_id_by_put_or_patch_is_409(scim):
     )
     assert r.status_code == 200, r.content
     assert r.json()["externalId"] == "entra-3"
+
+
+@pytest.mark.parametrize("path", ["id", "meta", "meta.version"])
+def test_a_patch_path_to_a_read_only_group_attribute_is_400_mutability(scim, path):
+    group = make_group(scim, "Engineering")
+    before = snapshot()
+    r = scim.patch(
+        f"/Groups/{group['id']}", patch_body({"op": "replace", "path": path, "value": "x"})
+    )
+    assert_error(r, 400, "mutability")
+    assert snapshot() == before

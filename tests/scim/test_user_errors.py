@@ -575,3 +575,10 @@ def test_options_is_a_scim_405_without_the_views_internals(scim):
     r = scim.client.options(f"{scim.base}/Users")
     assert_scim_error(r, 405)
     assert "OPTIONS" not in r["Allow"] and "POST" in r["Allow"]
+
+
+@pytest.mark.parametrize("path", ["/Users/.search", "/Groups/.search", "/.search"])
+def test_a_search_is_a_post_and_a_get_of_it_is_a_scim_405(scim, path):
+    r = scim.get(path)
+    assert_scim_error(r, 405)
+    assert r["Allow"] == "POST"

@@ -180,6 +180,16 @@ def test_list_past_the_end_is_empty_with_the_total(scim, five_users):
     assert (body["totalResults"], body["itemsPerPage"], body["Resources"]) == (5, 0, [])
 
 
+@pytest.mark.parametrize("start", ["10000000000", str(2**64)])
+def test_a_start_past_any_integer_the_database_takes_is_an_empty_page(scim, five_users, start):
+    # RFC 7644 §3.4.2.4: past the end is an empty list, however far.
+    r = scim.get(f"/Users?startIndex={start}&count=2")
+    assert r.status_code == 200, r.content
+    assert (r.json()["totalResults"], r.json()["Resources"]) == (5, [])
+    r = scim.get(f'/Users?filter=externalId sw "ext-"&startIndex={start}')
+    assert (r.json()["totalResults"], r.json()["Resources"]) == (5, [])
+
+
 def test_list_count_zero_answers_only_the_total(scim, five_users):
     body = scim.get("/Users?count=0").json()
     assert (body["totalResults"], body["itemsPerPage"], body["Resources"]) == (5, 0, [])
