@@ -7,6 +7,7 @@ changes in ``self.state``; ``provisioning.user_sync`` validates and writes them.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from typing import Any
@@ -101,6 +102,10 @@ def coerce_string(value: Any, name: str) -> str:
         return ""
     if isinstance(value, bool) or isinstance(value, (dict, list)):
         raise errors.InvalidValue(f"{name} must be a string, got {type(value).__name__}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        # 1e999 parses as infinity: it would be stored as the text "inf".
+        raise errors.InvalidValue(f"{name} must be a string, got a number out of range.")
+    # A number is taken as its text: some IdPs send employeeNumber as one.
     return str(value).strip()
 
 
@@ -385,7 +390,8 @@ def parse_value_filter(text: str, path: str) -> tuple[str, str]:
 # sub-attribute. Anything else is refused before the filter parser sees it: it parses the path
 # as a filter, and a long chain ("title pr and title pr and …") exhausts its recursion.
 _ATTRIBUTE_PATH = re.compile(
-    r"\s*(?:urn:[A-Za-z0-9:._-]+:)?[A-Za-z$][\w$-]*(?:\.[A-Za-z$][\w$-]*)?\s*"
+    r"\s*(?:urn:[A-Za-z0-9:._-]+:)?[A-Za-z$][\w$-]*(?:\.[A-Za-z$][\w$-]*)?\s*",
+    re.IGNORECASE,  # "URN:IETF:…" too: names and URNs are case-insensitive (RFC 7643 §2.1)
 )
 
 

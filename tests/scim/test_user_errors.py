@@ -582,3 +582,23 @@ def test_a_search_is_a_post_and_a_get_of_it_is_a_scim_405(scim, path):
     r = scim.get(path)
     assert_scim_error(r, 405)
     assert r["Allow"] == "POST"
+
+
+def test_an_upper_case_schema_urn_in_a_patch_path_is_the_same_path(scim, ada):
+    path = "URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER:DEPARTMENT"
+    r = scim.patch(
+        f"/Users/{uid_of(ada)}", patch_ops({"op": "replace", "path": path, "value": "R&D"})
+    )
+    assert r.status_code == 200, r.content
+    assert r.json()["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] == {
+        "department": "R&D"
+    }
+
+
+def test_a_number_out_of_range_is_no_text(scim, ada):
+    body = b'{"op": "replace", "path": "title", "value": 1e999}'
+    body = b'{"Operations": [' + body + b"]}"
+    before = snapshot()
+    r = scim.patch(f"/Users/{uid_of(ada)}", body, content_type="application/scim+json")
+    assert_scim_error(r, 400, "invalidValue")
+    assert snapshot() == before
