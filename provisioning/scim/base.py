@@ -364,14 +364,19 @@ def parse_uuid(value: str) -> uuid.UUID | None:
 
 
 def check_if_match(request, current_etag: str) -> None:
-    """RFC 7644 §3.14: a stale ``If-Match`` version is ``412 Precondition Failed``."""
+    """RFC 7644 §3.14, RFC 7232 §3: a stale ``If-Match`` version is ``412 Precondition
+    Failed``, whatever the method. So is an ``If-None-Match`` naming the current version (or
+    ``*``) on a write: the client meant to write only over another version, or none."""
     header = request.headers.get("If-Match")
-    if not header or header.strip() == "*":
-        return
-    wanted = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-    if current_etag.removeprefix("W/") not in wanted:
+    if header and header.strip() != "*":
+        wanted = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+        if current_etag.removeprefix("W/") not in wanted:
+            raise errors.PreconditionFailed(
+                "The resource changed since that version (If-Match); fetch it and retry."
+            )
+    if request.method not in ("GET", "HEAD") and not_modified(request, current_etag):
         raise errors.PreconditionFailed(
-            "The resource changed since that version (If-Match); fetch it and retry."
+            "The resource is at a version If-None-Match excludes; nothing was changed."
         )
 
 

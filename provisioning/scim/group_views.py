@@ -154,6 +154,7 @@ class GroupDetailView(GroupResourceMixin, ScimView):
     def get(self, request, provider_slug, scim_id):
         group = self.get_group(scim_id)
         current = etag(group)
+        check_if_match(request, current)
         if not_modified(request, current):
             return without_body(304, current)
         return self.respond(group)

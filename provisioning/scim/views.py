@@ -304,6 +304,7 @@ class UserDetailView(UserResourceMixin, ScimView):
     def get(self, request, provider_slug, scim_id):
         link = self.get_link(scim_id)
         current = etag(link)
+        check_if_match(request, current)
         if not_modified(request, current):
             return without_body(304, current)
         return self.respond(link)

@@ -602,3 +602,18 @@ def test_a_number_out_of_range_is_no_text(scim, ada):
     r = scim.patch(f"/Users/{uid_of(ada)}", body, content_type="application/scim+json")
     assert_scim_error(r, 400, "invalidValue")
     assert snapshot() == before
+
+
+def test_conditional_requests_follow_rfc_7232(scim, ada):
+    url = f"/Users/{uid_of(ada)}"
+    current = scim.get(url)["ETag"]
+    # A GET with a stale If-Match is a 412 too (RFC 7232 §3.1).
+    assert_scim_error(scim.get(url, HTTP_IF_MATCH='W/"999"'), 412)
+    assert scim.get(url, HTTP_IF_MATCH=current).status_code == 200
+    # A write "only if none exists" (If-None-Match: *) or "not over this version" is a 412.
+    before = snapshot()
+    body = new_user(1, title="Other")
+    assert_scim_error(scim.put(url, body, HTTP_IF_NONE_MATCH="*"), 412)
+    assert_scim_error(scim.put(url, body, HTTP_IF_NONE_MATCH=current), 412)
+    assert snapshot() == before
+    assert scim.put(url, body, HTTP_IF_NONE_MATCH='W/"999"').status_code == 200
