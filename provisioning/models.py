@@ -115,6 +115,12 @@ class RemovedProviderUser(models.Model):
     user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="removed_from")
     removed_at = models.DateTimeField(default=timezone.now)
 
+    class Meta:
+        indexes = [
+            # The deprovision guard counts a provider's removals of the last hour.
+            models.Index(fields=["provider", "removed_at"], name="removeduser_provider_date"),
+        ]
+
     def __str__(self) -> str:
         return f"{self.user} removed by {self.provider}"
 

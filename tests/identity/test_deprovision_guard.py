@@ -58,6 +58,20 @@ def test_guard_trips_past_the_threshold_and_holds_the_deactivations(clock, provi
     assert not SyncLogEntry.objects.filter(change_type="user_deactivated").exists()
 
 
+def test_users_a_delete_took_out_in_the_window_still_count_in_the_share(
+    clock, provider, small_floor
+):
+    from provisioning import user_sync
+
+    users = [provisioned_user(provider) for _ in range(60)]  # 10 % of 60 = 6 > floor 3
+    for user in users[:6]:  # SCIM DELETE: deprovisioned, and no longer linked
+        user_sync.remove_user(user.provider_link, actor=provider_actor(provider))
+    # 54 linked and 6 removed this hour: still 60 users, 6 deprovisions are not past 10 %.
+    assert not DeprovisionGuard.objects.exists()
+    deprovision_all(users[6:7], provider)
+    assert DeprovisionGuard.objects.get().threshold == 6
+
+
 def test_deprovisions_while_tripped_are_held_even_with_delay_zero(clock, provider, small_floor):
     users = [provisioned_user(provider) for _ in range(6)]
     deprovision_all(users[:4], provider)
