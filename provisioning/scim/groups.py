@@ -8,6 +8,7 @@ one of them is not a user this provider provisioned (a member must never drift s
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -192,7 +193,7 @@ class GroupAdapter:
                 raise errors.InvalidPath(
                     f"Only remove is supported on a filtered members path, not {op!r}."
                 )
-            self.remove_members([canonical_id(member_filter)])
+            self.remove_members([canonical_id(member) for member in member_filter])
         elif op == "remove" and value is None:
             self.remove_all_members()  # RFC 7644 §3.5.2.2
         elif op == "remove":
@@ -207,20 +208,29 @@ class GroupAdapter:
             self.replace_members([] if value is None else member_ids(value))
 
 
-def _parse_group_path(path: str) -> tuple[str, str | None]:
-    """``(attribute, member id)`` of a group PATCH path: ``displayName``, ``externalId``,
-    ``members``, or ``members[value eq "<id>"]``. Anything else is ``invalidPath``."""
+_OR = re.compile(r"\s+or\s+", re.IGNORECASE)
+
+
+def _parse_group_path(path: str) -> tuple[str, list[str] | None]:
+    """``(attribute, member ids)`` of a group PATCH path: ``displayName``, ``externalId``,
+    ``members``, or ``members[value eq "<id>"]``, several ids joined by ``or`` (RFC 7644
+    §3.5.2 allows any value filter; ``or`` of ids is the one that selects members). Anything
+    else is ``invalidPath``."""
     text = path.strip()
     member_filter = None
     if text.endswith("]") and "[" in text:
         text, _, inner = text[:-1].partition("[")
         if _attribute(text) != "members":
             raise errors.InvalidPath(f"Unsupported path {path!r}.")
-        filter_attribute, member_filter = parse_value_filter(inner, path)
-        if filter_attribute != "value":
-            raise errors.InvalidFilter(
-                f"Members can only be selected by value (the user's id), not in {path!r}."
-            )
+        member_filter = []
+        # An id is a UUID: no quoted value holds " or ", so splitting there is safe.
+        for term in _OR.split(inner):
+            filter_attribute, member = parse_value_filter(term, path)
+            if filter_attribute != "value":
+                raise errors.InvalidFilter(
+                    f"Members can only be selected by value (the user's id), not in {path!r}."
+                )
+            member_filter.append(member)
     attribute = _attribute(text)
     if attribute in ("id", "meta") or attribute.startswith("meta."):
         # RFC 7644 §3.5.2: as for users, a path to a read-only attribute is a mutability error.

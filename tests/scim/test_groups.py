@@ -967,3 +967,12 @@ def test_a_patch_path_to_a_read_only_group_attribute_is_400_mutability(scim, pat
     )
     assert_error(r, 400, "mutability")
     assert snapshot() == before
+
+
+def test_remove_of_members_selected_by_an_or_of_ids(scim):
+    alice, bob, carol = make_users(scim, 3)
+    group = make_group(scim, "Engineering", members=[alice, bob, carol])
+    path = f'members[value eq "{alice}" or value eq "{carol}"]'
+    r = scim.patch(f"/Groups/{group['id']}", patch_body({"op": "remove", "path": path}))
+    assert r.status_code == 200, r.content
+    assert member_ids(group["id"]) == [bob]
