@@ -16,7 +16,7 @@ from provisioning import group_sync, user_sync
 from provisioning.models import GroupMembership, ScimGroup
 from provisioning.selectors import provider_groups
 
-from . import errors, filters
+from . import errors, filter_terms
 from .base import (
     ScimView,
     check_if_match,
@@ -131,7 +131,7 @@ class GroupsView(GroupResourceMixin, ScimView):
             # Sorting by a multi-valued attribute would list a group once per member.
             raise errors.InvalidValue(f"Cannot sort by {request.query_params['sortBy']!r}.")
         try:
-            total, start, ids = page_of(queryset, request, filters.GROUP_FILTER_ATTRIBUTES)
+            total, start, ids = page_of(queryset, request, filter_terms.GROUP_FILTER_ATTRIBUTES)
         except ValidationError as exc:
             # id and members.value are UUIDs: a value that is none ('id eq "zz"', 'members
             # pr' compares with "") fails only when the query runs, past the filter parser.

@@ -24,7 +24,7 @@ from provisioning.selectors import (
 )
 from synclog import later
 
-from . import discovery, errors, filters, user_rows
+from . import discovery, errors, filter_terms, filters, user_rows
 from .base import (
     ScimView,
     check_if_match,
@@ -102,10 +102,10 @@ def _ordering(sort: str | None) -> list:
     descending = sort.startswith("-")
     keys = []
     value = F(field)
-    if filters.is_text(field):
+    if filter_terms.is_text(field):
         missing = Case(When(**{field: ""}, then=Value(1)), default=Value(0))
         keys.append(missing.desc() if descending else missing.asc())
-        if field not in filters.CASE_EXACT:
+        if field not in filter_terms.CASE_EXACT:
             # Sorting follows the attribute's caseExact (§3.4.2.3): userName, names and
             # displayName sort without regard to case; externalId with it.
             value = Lower(field)
@@ -259,7 +259,7 @@ class UsersView(UserResourceMixin, ScimView):
         total, start, ids = page_of(
             provider_users(provider),
             request,
-            filters.USER_FILTER_ATTRIBUTES,
+            filter_terms.USER_FILTER_ATTRIBUTES,
             total=provider.user_count,
             anchors=f"users:{provider.pk}:{provider.user_removals}",
             keyset=lambda anchor, count: user_rows.rows_after(provider, anchor, count),

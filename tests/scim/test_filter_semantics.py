@@ -3,7 +3,7 @@ presence, timestamps and case. Each test asserts which users or groups come back
 
 import pytest
 
-from provisioning.scim import filters
+from provisioning.scim import filter_terms, filters
 from tests.scim import conftest
 from tests.scim.conftest import ENTERPRISE_URN, assert_scim_error, created, new_user, snapshot
 
@@ -290,7 +290,9 @@ def test_co_sw_ew_on_an_id_are_case_exact(scim, people):
 def test_equality_on_indexed_columns_stays_index_friendly(scim, filter_text, sql):
     from provisioning.models import ProviderUser
 
-    query = ProviderUser.objects.filter(filters.to_q(filter_text, filters.USER_FILTER_ATTRIBUTES))
+    query = ProviderUser.objects.filter(
+        filters.to_q(filter_text, filter_terms.USER_FILTER_ATTRIBUTES)
+    )
     assert sql in str(query.query), str(query.query)
 
 
