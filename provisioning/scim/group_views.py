@@ -122,10 +122,6 @@ def _group_error(exc: user_sync.ProvisioningError) -> errors.ScimError:
 class GroupsView(GroupResourceMixin, ScimView):
     def get(self, request, provider_slug):
         queryset = provider_groups(self.provider)
-        if request.query_params.get("filter"):
-            # A members filter joins the memberships: one group would match once per
-            # matching member (``members[value eq "a"] or members[value eq "b"]``).
-            queryset = queryset.distinct()
         sort_by = (request.query_params.get("sortBy") or "").strip().lower()
         if sort_by.removeprefix(CORE_GROUP.lower() + ":").split(".")[0].startswith("members"):
             # Sorting by a multi-valued attribute would list a group once per member.

@@ -116,10 +116,9 @@ def _ordering(sort: str | None) -> list:
 ANCHOR_SECONDS = 600
 
 
-def page_of(
-    queryset, request, attributes: dict, *, total=None, anchors="", keyset=None, distinct=True
-):
+def page_of(queryset, request, attributes: dict, *, total=None, anchors="", keyset=None):
     """Filter, count and page ``queryset`` in SQL; returns (totalResults, startIndex, ids).
+    No DISTINCT: user filters join one-to-one, and a filter on group members is a subquery.
 
     The page's primary keys come from one narrow query (an index walk on (provider, id)),
     the rows from a second by key. ``total`` is the provider's maintained count, used when
@@ -137,8 +136,6 @@ def page_of(
             queryset = queryset.filter(filters.to_q(filter_text, attributes))
         except (ValidationError, ValueError, TypeError, FieldError) as exc:  # a bad date, UUID
             raise errors.InvalidFilter(f"Invalid value in filter: {exc}") from None
-        if distinct:
-            queryset = queryset.distinct()
     sort = _sort_field(request, attributes)
     queryset = queryset.order_by(*_ordering(sort))
     ids_query = queryset.values_list("id", flat=True)
@@ -263,7 +260,6 @@ class UsersView(UserResourceMixin, ScimView):
             total=provider.user_count,
             anchors=f"users:{provider.pk}:{provider.user_removals}",
             keyset=lambda anchor, count: user_rows.rows_after(provider, anchor, count),
-            distinct=False,  # user filters join one-to-one: no duplicate rows
         )
         # A keyset page comes as rows already; an OFFSET or filtered page as ids.
         rows = ids if ids and isinstance(ids[0], dict) else user_rows.rows_by_ids(ids)
