@@ -102,15 +102,16 @@ def _schemas() -> list[dict]:
         _attr("userName", required=True, uniqueness="server",
               description="Unique identifier; an email address, compared case-insensitively."),
         _attr("name", "complex", sub=[
-            # formatted is accepted (Entra maps it by default) and not kept: clients derive
-            # it from the parts, and it is not returned.
-            _attr("formatted", returned="never"), _attr("familyName"),
+            # Only what is kept is described: name.formatted (Entra maps it) is accepted and
+            # not kept, as phoneNumbers are, and a client reading this sends neither.
+            _attr("familyName"),
             _attr("givenName")]),
         _attr("displayName"),
         _attr("title"),
         _attr("userType", description="Employee type."),
-        # Not required (RFC 7643 §4.1.1): absent on create means true.
-        _attr("active", "boolean",
+        # Required: a user is always active or not, and never unassigned (a remove would
+        # read as active and unblock the user: 400). Absent on create, it is true.
+        _attr("active", "boolean", required=True,
               description="false blocks the user and schedules deactivation."),
         _attr("emails", "complex", multi=True, sub=[
             _attr("value"), _attr("type", canonical=["work", "home", "other"]),

@@ -160,10 +160,11 @@ def test_the_schemas_say_what_the_service_does(scim):
     user = {
         a["name"]: a for a in schemas["urn:ietf:params:scim:schemas:core:2.0:User"]["attributes"]
     }
-    assert user["active"]["required"] is False  # a POST without it is a 201 (active)
-    name = {a["name"]: a for a in user["name"]["subAttributes"]}
-    assert name["formatted"]["mutability"] == "readWrite"  # accepted, as Entra sends it
-    assert name["formatted"]["returned"] == "never"
+    # Never unassigned: a remove is a 400 (it would unblock); a POST without it is active.
+    assert user["active"]["required"] is True
+    # Accepted (Entra sends it) and not kept: not described, so a validator reading the
+    # schema does not expect it back.
+    assert [a["name"] for a in user["name"]["subAttributes"]] == ["familyName", "givenName"]
     group = schemas["urn:ietf:params:scim:schemas:core:2.0:Group"]["attributes"]
     members = next(a for a in group if a["name"] == "members")
     member_type = next(a for a in members["subAttributes"] if a["name"] == "type")
