@@ -192,7 +192,17 @@ def _take_back(provider: Provider, user: User, state: dict, *, actor: Actor) -> 
     # resolving the user just before that removal committed afterwards would otherwise come
     # back with the link. A user pushed again starts in no group (as documented).
     GroupMembership.objects.filter(user=user, group__provider=provider).delete()
-    link = ProviderUser.objects.create(provider=provider, user=user)
+    # The new link carries what the push says of it (externalId …): its removal took the old
+    # one, and a diff against an empty link would log "'' → '00u1'" for a value that never
+    # changed. The user's own attributes are compared and logged below, as for any update.
+    link = ProviderUser(
+        provider=provider, user=user, **{column: state[f] for f, column in LINK_COLUMNS.items()}
+    )
+    if not insert(link, ignore_conflicts=True):  # the (provider, externalId) index decides
+        raise ProvisioningError(
+            f"externalId {state['external_id']!r} is already used by another user.",
+            kind="conflict",
+        )
     _count_link(provider, +1)
     _restate_reports(provider, user)  # their manager shows again
     # PRODUCT.md "Sync log": the provider's log shows the user added to it, as for a new

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.db import OperationalError
 from django_scim import exceptions as django_scim_exceptions
@@ -162,10 +163,32 @@ def _transient(exc) -> bool:
     return "database is locked" in str(exc)  # SQLite
 
 
+REFUSED_CREDENTIALS_EVERY = 60  # seconds: at most one 401 row per provider in that time
+
+
+def _refused_provider(view):
+    """The provider whose base URL a refused credential was sent to, once a minute.
+
+    Wrong or rotated credentials are the commonest reason an IdP's push fails, so a 401 is
+    recorded for the provider the URL names. Anyone can send a wrong credential, though:
+    one row per provider a minute says it happens without letting a client fill the
+    table."""
+    named = getattr(view, "_provider_lookup", None) if view is not None else None
+    if named is None:
+        return None
+    try:
+        first = cache.add(f"scim:refused-credentials:{named.pk}", 1, REFUSED_CREDENTIALS_EVERY)
+    except Exception:  # the cache is down: not recorded, as throttling is not applied
+        return None
+    return named if first else None
+
+
 def _record_rejection(request, view, status: int, scim_type, detail: str) -> None:
     """PRODUCT.md "Sync log": rejected requests are kept per provider, so an administrator
     sees why a push failed. Written after the request's transaction rolled back."""
     provider = getattr(view, "provider", None) if view is not None else None
+    if provider is None and status == 401:
+        provider = _refused_provider(view)
     if provider is None or request is None:
         return
     try:

@@ -486,6 +486,24 @@ def test_rejected_requests_are_recorded_for_the_provider(scim):
     )
 
 
+def test_refused_credentials_are_recorded_for_the_provider_once_a_minute(scim, other_scim):
+    from django.core.cache import cache
+
+    cache.clear()
+    scim.client.credentials(HTTP_AUTHORIZATION="Bearer not-the-secret")
+    for _ in range(3):  # an IdP retrying with a rotated secret
+        assert_scim_error(scim.get("/Users"), 401)
+    row = RejectedRequest.objects.get()
+    assert (row.provider_id, row.method, row.status) == (scim.provider.pk, "GET", 401)
+    assert "credentials" in row.detail.lower()
+    # Each provider has its minute; a slug that names no provider records nothing.
+    other_scim.client.credentials(HTTP_AUTHORIZATION="Basic bm9wZTpub3Bl")
+    assert_scim_error(other_scim.get("/Users"), 401)
+    assert RejectedRequest.objects.filter(provider_id=other_scim.provider.pk).count() == 1
+    scim.client.get("/scim/v2/no-such-provider/Users")
+    assert RejectedRequest.objects.count() == 2
+
+
 def test_okta_create_resent_is_409_not_a_second_user(scim):
     created(scim, payload("okta/create_user"))
     before = snapshot()

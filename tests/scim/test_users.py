@@ -1062,3 +1062,24 @@ def test_a_report_s_version_moves_when_its_manager_is_removed_or_pushed_again(sc
     r = scim.get(f"/Users/{report['id']}", HTTP_IF_NONE_MATCH=etag)
     assert r.status_code == 200
     assert r.json()[ENTERPRISE]["manager"]["value"] != boss["id"]  # a new SCIM id
+
+
+def test_a_user_taken_back_logs_what_changed_not_its_new_link(scim):
+    created_user = scim.post("/Users", new_user(1)).json()
+    assert scim.delete(f"/Users/{created_user['id']}").status_code == 204
+    mark = SyncLogEntry.objects.order_by("-id").values_list("id", flat=True).first()
+    again = scim.post("/Users", new_user(1, title="CTO"))
+    assert again.status_code == 201, again.content
+    assert again.json()["externalId"] == "ext-1"
+    # The same externalId pushed again is no change ("'' → 'ext-1'" before); the title is.
+    rows = SyncLogEntry.objects.filter(id__gt=mark, change_type="attribute_updated")
+    assert list(rows.values_list("attribute", "old_value", "new_value")) == [("title", "", "CTO")]
+
+
+def test_a_user_taken_back_with_another_user_s_external_id_is_409(scim):
+    created_user = scim.post("/Users", new_user(1)).json()
+    assert scim.delete(f"/Users/{created_user['id']}").status_code == 204
+    assert scim.post("/Users", new_user(2)).status_code == 201
+    before = snapshot()
+    assert_scim_error(scim.post("/Users", new_user(1, externalId="ext-2")), 409, "uniqueness")
+    assert snapshot() == before
