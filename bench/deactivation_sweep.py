@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from scratch import scratch_database  # noqa: E402 - bench/ is on the path just above
+from scratch import bench_provider, scratch_database  # noqa: E402 - bench/ is on the path just above
 
 
 def main() -> None:
@@ -40,17 +40,11 @@ def run(args) -> None:
 
     from identity.deactivation import run_due_deactivations
     from identity.models import Organization, PendingDeactivation, User, UserStatus
-    from provisioning.models import Provider, ProviderUser
+    from provisioning.models import ProviderUser
     from synclog.models import SyncLogEntry
 
     now = timezone.now()
-    provider = Provider.objects.create(
-        name="Bench IdP",
-        slug="bench",
-        auth_type="basic",
-        credential_username="bench_1@gatehouse.example.com",
-        secret_digest="0" * 64,
-    )
+    provider = bench_provider()
     org = Organization.objects.default()
     users = User.objects.bulk_create(
         [

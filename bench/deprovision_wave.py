@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from scratch import scratch_database  # noqa: E402 - bench/ is on the path just above
+from scratch import bench_provider, scratch_database  # noqa: E402 - bench/ is on the path just above
 
 
 def main() -> None:
@@ -40,18 +40,11 @@ def run(args) -> None:
 
     from identity import services
     from identity.models import DeprovisionGuard, Organization, User
-    from provisioning.models import Provider, ProviderUser
+    from provisioning.models import ProviderUser
     from synclog.models import ActorKind
     from synclog.record import Actor
 
-    provider = Provider.objects.create(
-        name="Bench IdP",
-        slug="bench",
-        auth_type="basic",
-        credential_username="bench_1@gatehouse.example.com",
-        secret_digest="0" * 64,
-        user_count=args.users,  # as provisioning.user_sync keeps it
-    )
+    provider = bench_provider(user_count=args.users)  # as provisioning.user_sync keeps it
     org = Organization.objects.default()
     users = User.objects.bulk_create(
         [

@@ -30,3 +30,18 @@ def scratch_database():
         yield connection
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+def bench_provider(**fields):
+    """A provider for an in-process benchmark: Basic auth, no usable secret (nothing here
+    authenticates)."""
+    from provisioning.models import Provider
+
+    return Provider.objects.create(
+        name="Bench IdP",
+        slug="bench",
+        auth_type="basic",
+        credential_username="bench_1@gatehouse.example.com",
+        secret_digest="0" * 64,
+        **fields,
+    )
