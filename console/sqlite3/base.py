@@ -38,6 +38,18 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def get_new_connection(self, conn_params):
         connection = super().get_new_connection(conn_params)
+        # SQLite's own lower() folds ASCII only: "USER@EXÄMPLE.COM" and "user@exämple.com"
+        # were two users, where PostgreSQL's (a UTF-8 locale) folds them into one. The
+        # userName and email indexes are on LOWER(…) (identity.User.Meta), so the same
+        # function must compute them everywhere: Python's, deterministic, on every connection
+        # Gatehouse opens (web, worker, commands). identity/migrations/0004 rebuilt them.
+        connection.create_function("lower", 1, _lower, deterministic=True)
         if checkpoint.active():  # a web process: its checkpoints run in the background
             connection.execute(f"PRAGMA wal_autocheckpoint={checkpoint.AUTOCHECKPOINT_PAGES}")
         return connection
+
+
+def _lower(value):
+    if value is None:
+        return None
+    return (value if isinstance(value, str) else str(value)).lower()

@@ -27,6 +27,12 @@ def test_connections_read_pages_through_a_memory_map():
         fresh.close()
 
 
+def test_lower_folds_every_letter_as_python_does():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT lower(%s), lower(NULL), lower(5)", ["USER@EXÄMPLE.COM"])
+        assert cursor.fetchone() == ("user@exämple.com", None, "5")
+
+
 def test_the_rewrite_is_django_s_and_is_remembered():
     sql = "SELECT %s, '%%', %s"
     with connection.cursor() as cursor:

@@ -635,3 +635,13 @@ def test_conditional_requests_follow_rfc_7232(scim, ada):
     assert_scim_error(scim.put(url, body, HTTP_IF_NONE_MATCH=current), 412)
     assert snapshot() == before
     assert scim.put(url, body, HTTP_IF_NONE_MATCH='W/"999"').status_code == 200
+
+
+def test_user_names_differing_only_in_the_case_of_a_non_ascii_letter_are_one(scim):
+    # SQLite's own lower() folds ASCII only; Gatehouse's folds as PostgreSQL's does.
+    first = scim.post("/Users", new_user(1, userName="jurgen@exämple.com"))
+    assert first.status_code == 201, first.content
+    r = scim.post("/Users", new_user(2, userName="JURGEN@EXÄMPLE.COM"))
+    assert_scim_error(r, 409, "uniqueness")
+    r = scim.get("/Users", data={"filter": 'userName eq "JURGEN@EXÄMPLE.COM"'})
+    assert [u["id"] for u in r.json()["Resources"]] == [first.json()["id"]]
