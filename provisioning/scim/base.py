@@ -341,16 +341,20 @@ def use_search_body(request) -> None:
     body = request.data
     if not isinstance(body, dict):
         raise errors.InvalidSyntax("A search body must be a SearchRequest object.")
+    # Names are case-insensitive (RFC 7643 §2.1): a "Filter" left unread listed everyone.
+    body = {key.lower() if isinstance(key, str) else key: value for key, value in body.items()}
     # The filter is checked as a filter (400 invalidFilter), the rest here.
     check_storable({key: value for key, value in body.items() if key != "filter"})
     params = QueryDict(mutable=True)
     for key in _SEARCH_KEYS:
-        if body.get(key) is not None:
-            params[key] = str(body[key])
+        if body.get(key.lower()) is not None:
+            params[key] = str(body[key.lower()])
     for key in ("attributes", "excludedAttributes"):
-        value = body.get(key)
+        value = body.get(key.lower())
         if isinstance(value, list):
-            params[key] = ",".join(str(v) for v in value)
+            if not all(isinstance(v, str) for v in value):
+                raise errors.InvalidSyntax(f"{key} must be a list of attribute names.")
+            params[key] = ",".join(value)
         elif isinstance(value, str):
             params[key] = value
     request._request.GET = params

@@ -169,6 +169,11 @@ class UserAdapter(SCIMMixin):
         if uri is None and attr_l in _SCHEMA_URNS:
             self.set_extension(attribute, value)
             return
+        core = uri is None or uri.lower() == CORE_USER.lower()
+        if sub is None and value is None and attr_l in _COMPLEX and core:
+            # A null name, emails or addresses is unassigned (RFC 7643 §2.5): what Gatehouse
+            # keeps of it is cleared, as a remove does (it was a 200 that changed nothing).
+            value = [] if attr_l != "name" else {k: "" for k in ("givenName", "familyName")}
         if sub is None and value is not None:
             expanded = self._expand_complex(attr_l, uri, value, adding=adding)
             if expanded is not None:
@@ -185,9 +190,14 @@ class UserAdapter(SCIMMixin):
         """Set every attribute of a whole schema object (``{"urn:…:User": {...}}``). Of an
         extension Gatehouse does not know, only the organization attribute is kept: Okta and
         Entra let an admin name the custom namespace (schema.py)."""
+        known = urn.lower() in _SCHEMA_URNS
+        if value is None and urn.lower() in _EXTENSION_FIELDS:
+            # A null extension is unassigned (RFC 7643 §2.5): clear what Gatehouse keeps of it.
+            for field in _EXTENSION_FIELDS[urn.lower()]:
+                self.clear_field(field)
+            return
         if not isinstance(value, dict):
             raise errors.InvalidValue(f"{urn} must be an object.")
-        known = urn.lower() in _SCHEMA_URNS
         for key, inner in value.items():
             if key.lower() == "schemas":
                 continue  # some clients repeat the schemas list inside an extension object
@@ -204,9 +214,9 @@ class UserAdapter(SCIMMixin):
                 return [(("name", k, None), v) for k, v in value.items()]
             if attr_l in ("emails", "addresses"):
                 item = _pick(value, attr_l)
-                if item is None:
-                    return [((attr_l, "value" if attr_l == "emails" else "locality", None), "")]
                 keep = ("value",) if attr_l == "emails" else ("locality", "region", "country")
+                if item is None:  # an empty list: none kept (the whole address, not a part)
+                    return [((attr_l, k, None), "") for k in keep]
                 if adding:
                     # RFC 7644 §3.5.2.1: an add brings values; one without a locality (only a
                     # postalCode, not kept) leaves the kept locality as it is. A POST, a PUT

@@ -645,3 +645,19 @@ def test_user_names_differing_only_in_the_case_of_a_non_ascii_letter_are_one(sci
     assert_scim_error(r, 409, "uniqueness")
     r = scim.get("/Users", data={"filter": 'userName eq "JURGEN@EXÄMPLE.COM"'})
     assert [u["id"] for u in r.json()["Resources"]] == [first.json()["id"]]
+
+
+def test_a_search_request_s_names_are_case_insensitive(scim, ada):
+    created(scim, new_user(2))
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "Filter": 'userName eq "user2@example.com"',
+        "ATTRIBUTES": ["userName"],
+        "Count": 5,
+    }
+    r = scim.post("/Users/.search", body)
+    assert r.status_code == 200, r.content
+    assert r.json()["totalResults"] == 1  # not everyone: the filter was read
+    assert set(r.json()["Resources"][0]) == {"schemas", "id", "userName", "meta"}
+    body = {"schemas": body["schemas"], "attributes": [5]}
+    assert_scim_error(scim.post("/Users/.search", body), 400, "invalidSyntax")

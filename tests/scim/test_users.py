@@ -1083,3 +1083,33 @@ def test_a_user_taken_back_with_another_user_s_external_id_is_409(scim):
     before = snapshot()
     assert_scim_error(scim.post("/Users", new_user(1, externalId="ext-2")), 409, "uniqueness")
     assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"op": "replace", "path": "addresses", "value": []},
+        {"op": "replace", "value": {"addresses": []}},
+        {"op": "replace", "path": "addresses", "value": None},
+        {"op": "replace", "value": {"addresses": None}},
+    ],
+)
+def test_an_empty_or_null_address_list_clears_the_whole_address(scim, operation):
+    address = {"type": "work", "locality": "Paris", "region": "IDF", "country": "FR"}
+    user = created(scim, new_user(1, addresses=[address]))
+    r = scim.patch(f"/Users/{_uid(user)}", patch_ops(operation))
+    assert r.status_code == 200, r.content
+    assert "addresses" not in r.json()  # region and country too, not only the locality
+
+
+@pytest.mark.parametrize("path", ["name", "emails", ENTERPRISE])
+def test_a_replace_with_null_clears_a_complex_attribute_or_an_extension(scim, path):
+    body = new_user(1, **{ENTERPRISE: {"department": "R&D", "employeeNumber": "7"}})
+    user = created(scim, body)
+    r = scim.patch(
+        f"/Users/{_uid(user)}", patch_ops({"op": "replace", "path": path, "value": None})
+    )
+    assert r.status_code == 200, r.content
+    assert path not in r.json()  # it was a 200 that changed nothing
+    r = scim.patch(f"/Users/{_uid(user)}", patch_ops({"op": "replace", "value": {path: None}}))
+    assert r.status_code == 200, r.content
