@@ -309,7 +309,12 @@ class UserAdapter(SCIMMixin):
         core = uri is None or uri.lower() == CORE_USER.lower()
         if sub is not None and core and known_subs is not None and sub.lower() not in known_subs:
             raise errors.InvalidPath(f"Unknown attribute path {path!r}.")
-        if type_filter is not None and type_filter not in _PREFERRED_TYPES | {"primary"}:
+        if isinstance(type_filter, tuple):  # emails[value eq "…"]
+            if self.state["email"].lower() != type_filter[1].lower():  # not caseExact
+                if op == "remove":
+                    return  # nothing selected, nothing removed (as for group members)
+                raise errors.NoTarget(f"No email matches {path!r}.")  # RFC 7644 §3.5.2.3
+        elif type_filter is not None and type_filter not in _PREFERRED_TYPES | {"primary"}:
             return  # an email or address of another type ("home"): not kept here
         if op == "remove":
             if whole_complex:
@@ -417,10 +422,10 @@ def _attribute_path(text: str, path: str) -> tuple[str, str | None, str | None]:
     return parts[0].attr_name, parts[0].sub_attr, parts[0].uri
 
 
-def parse_path(path: str) -> tuple[str, str | None, str | None, str | None]:
+def parse_path(path: str) -> tuple[str, str | None, str | None, str | tuple | None]:
     """``(attribute, sub-attribute, schema URI, type filter)`` of a user PATCH path. The
     filter is the lower-cased ``type`` of a value path such as ``emails[type eq "work"].value``
-    ("primary" for ``[primary eq true]``)."""
+    ("primary" for ``[primary eq true]``, ``("value", v)`` for ``emails[value eq v]``)."""
     match = _VALUE_PATH.match(path)
     if not match:
         attribute, sub, uri = _attribute_path(path, path)
@@ -433,6 +438,10 @@ def parse_path(path: str) -> tuple[str, str | None, str | None, str | None]:
         type_filter = filter_value.lower()
     elif filter_attr == "primary" and filter_value.lower() == "true":
         type_filter = "primary"
+    elif filter_attr == "value" and attribute.lower() == "emails":
+        # emails[value eq "ada@example.com"]: the kept email, if it is that one (RFC 7644
+        # §3.5.2.2's example shape: remove a value by its value).
+        return attribute, match["sub"], uri, ("value", filter_value)
     elif attribute.lower() not in _COMPLEX and field_for_path(attribute, None, uri) == IGNORED:
         # roles[value eq "Admin"], phoneNumbers[value eq "…"]: an attribute Gatehouse accepts
         # and does not keep, whichever of its values the filter selects.

@@ -1113,3 +1113,20 @@ def test_a_replace_with_null_clears_a_complex_attribute_or_an_extension(scim, pa
     assert path not in r.json()  # it was a 200 that changed nothing
     r = scim.patch(f"/Users/{_uid(user)}", patch_ops({"op": "replace", "value": {path: None}}))
     assert r.status_code == 200, r.content
+
+
+def test_an_email_selected_by_its_value_in_a_patch_path(scim):
+    user = created(scim, new_user(1))  # user1@example.com
+    url = f"/Users/{_uid(user)}"
+    # Another value selects nothing: a remove removes nothing, a replace has no target.
+    r = scim.patch(url, patch_ops({"op": "remove", "path": 'emails[value eq "x@example.com"]'}))
+    assert r.json()["emails"][0]["value"] == "user1@example.com"
+    path = 'emails[value eq "x@example.com"].value'
+    r = scim.patch(url, patch_ops({"op": "replace", "path": path, "value": "y@example.com"}))
+    assert_scim_error(r, 400, "noTarget")
+    # The kept one, in any case, is selected.
+    path = 'emails[value eq "USER1@example.com"].value'
+    r = scim.patch(url, patch_ops({"op": "replace", "path": path, "value": "new@example.com"}))
+    assert r.json()["emails"][0]["value"] == "new@example.com"
+    r = scim.patch(url, patch_ops({"op": "remove", "path": 'emails[value eq "new@example.com"]'}))
+    assert "emails" not in r.json()
