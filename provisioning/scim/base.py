@@ -289,11 +289,15 @@ def project(resource: dict, request, always=("id", "schemas", "meta")) -> dict:
                     if picked:
                         target.setdefault(key, {}).update(picked)
                 elif sub and isinstance(value, list):
-                    target[key] = [
+                    # Values without that sub-attribute are left out, not rendered as {}, and
+                    # so is the attribute when none has it (RFC 7643 §2.5).
+                    picked = [
                         {k: v for k, v in item.items() if k.lower() == sub.lower()}
                         for item in value
                         if isinstance(item, dict)
                     ]
+                    if any(picked):
+                        target[key] = [item for item in picked if item]
                 else:
                     target[key] = value
         return _extensions_present({k: v for k, v in out.items() if v != {}})
@@ -307,12 +311,16 @@ def project(resource: dict, request, always=("id", "schemas", "meta")) -> dict:
                 if sub and isinstance(value, dict):
                     target[key] = {k: v for k, v in value.items() if k.lower() != sub.lower()}
                 elif sub and isinstance(value, list):
-                    target[key] = [
+                    kept = [
                         {k: v for k, v in item.items() if k.lower() != sub.lower()}
                         if isinstance(item, dict)
                         else item
                         for item in value
                     ]
+                    if any(kept):
+                        target[key] = [item for item in kept if item != {}]
+                    else:
+                        del target[key]
                 elif not sub:
                     del target[key]
     # An extension or complex attribute left with nothing is left out, not rendered as {}.

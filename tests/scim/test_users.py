@@ -1130,3 +1130,13 @@ def test_an_email_selected_by_its_value_in_a_patch_path(scim):
     assert r.json()["emails"][0]["value"] == "new@example.com"
     r = scim.patch(url, patch_ops({"op": "remove", "path": 'emails[value eq "new@example.com"]'}))
     assert "emails" not in r.json()
+
+
+def test_a_sub_attribute_no_value_has_is_left_out_not_rendered_empty(scim):
+    user = created(scim, new_user(1))
+    r = scim.get(f"/Users/{_uid(user)}?attributes=emails.bogus,userName")
+    assert "emails" not in r.json() and r.json()["userName"] == "user1@example.com"
+    r = scim.get(f"/Users/{_uid(user)}?attributes=emails.value")
+    assert r.json()["emails"] == [{"value": "user1@example.com"}]
+    r = scim.get(f"/Users/{_uid(user)}?excludedAttributes=emails.value,emails.type,emails.primary")
+    assert "emails" not in r.json()
