@@ -9,6 +9,7 @@ from django.utils import timezone
 from identity.models import DeactivationState, PendingDeactivation, User, UserStatus
 from synclog.models import AuditLogEntry, SyncChange, SyncLogEntry
 from tests.scim.conftest import (
+    CORE_USER_URN,
     LIST_URN,
     assert_scim_error,
     created,
@@ -1140,3 +1141,13 @@ def test_a_sub_attribute_no_value_has_is_left_out_not_rendered_empty(scim):
     assert r.json()["emails"] == [{"value": "user1@example.com"}]
     r = scim.get(f"/Users/{_uid(user)}?excludedAttributes=emails.value,emails.type,emails.primary")
     assert "emails" not in r.json()
+
+
+def test_the_core_schema_urn_names_all_core_attributes(scim):
+    body = new_user(1, title="CTO", **{ENTERPRISE: {"department": "R&D"}})
+    user = created(scim, body)
+    r = scim.get(f"/Users/{_uid(user)}?attributes={CORE_USER_URN}")
+    assert r.json()["title"] == "CTO" and ENTERPRISE not in r.json()  # RFC 7644 §3.10
+    r = scim.get(f"/Users/{_uid(user)}?excludedAttributes={CORE_USER_URN}")
+    assert "title" not in r.json() and r.json()[ENTERPRISE] == {"department": "R&D"}
+    assert r.json()["id"] == _uid(user)
