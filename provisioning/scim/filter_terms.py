@@ -17,8 +17,8 @@ import uuid
 from datetime import UTC, datetime, time
 
 from django.db.models import F, Q, TextField, Value
-from django.db.models.functions import Cast, Replace, Right, StrIndex
-from django.db.models.lookups import Exact, GreaterThan
+from django.db.models.functions import Cast, Lower, Replace, Right, StrIndex
+from django.db.models.lookups import Contains, EndsWith, Exact, GreaterThan, StartsWith
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -200,6 +200,12 @@ def _text_query(field: str, op: str, value) -> Q:
         return Q(**{f"{field}__{_ORDERINGS[op]}": value})
     if field in CASE_EXACT:
         return _case_exact_match(F(field), op, value)
+    if isinstance(value, str) and not value.isascii():
+        # SQLite's LIKE ignores the case of ASCII letters only ("ång" missed "Ångström"):
+        # both sides lower-cased, by the lower() every connection has (console/sqlite3).
+        # An ASCII value needs no more than LIKE, and keeps it: no function call per row.
+        lookup = {"co": Contains, "sw": StartsWith, "ew": EndsWith}[op]
+        return Q(lookup(Lower(F(field)), value.lower()))
     lookup = {"co": "icontains", "sw": "istartswith", "ew": "iendswith"}[op]
     return Q(**{f"{field}__{lookup}": value})
 

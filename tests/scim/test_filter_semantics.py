@@ -310,3 +310,21 @@ def test_each_members_term_reads_its_own_member_and_a_value_filter_one(scim):
         [] if alice[:8] != bob[:8] and alice[-8:] != bob[-8:] else [both]
     )
     assert _group_ids(scim, f'members[value eq "{alice}"].value ne "{alice}"') == []
+
+
+@pytest.mark.parametrize(
+    ("filter_text", "expected"),
+    [
+        ('displayName sw "ång"', ["Ångström"]),
+        ('displayName co "ÄRT"', ["Gärtner"]),
+        ('displayName ew "NER"', ["Gärtner"]),  # ASCII: LIKE as before
+        ('name.familyName eq "MÜLLER"', ["Müller"]),
+        ('displayName co "50%"', []),  # % and _ are themselves
+    ],
+)
+def test_text_beyond_ascii_compares_without_case(scim, filter_text, expected):
+    for n, name in enumerate(["Ångström", "Gärtner", "Müller"], start=1):
+        created(scim, new_user(n, displayName=name, name={"familyName": name}))
+    r = scim.get("/Users", data={"filter": filter_text})
+    assert r.status_code == 200, r.content
+    assert [u["displayName"] for u in r.json()["Resources"]] == expected
