@@ -117,12 +117,13 @@ def _resolve(provider: Provider, ids: Iterable[str]) -> dict[str, Member]:
 
 def _validated(state: dict[str, Any]) -> dict[str, Any]:
     state = dict(state)
+    state["external_id"] = (state.get("external_id") or "").strip()
+    state["display_name"] = state.get("display_name") or ""  # as sent (scim/groups.py)
     for field, name in (("display_name", "displayName"), ("external_id", "externalId")):
-        state[field] = (state.get(field) or "").strip()
         limit = ScimGroup._meta.get_field(field).max_length
         if len(state[field]) > limit:
             raise ProvisioningError(f"{name} is longer than {limit} characters.")
-    if not state["display_name"]:
+    if not state["display_name"].strip():
         raise ProvisioningError("displayName is required.")
     return state
 

@@ -109,8 +109,10 @@ class GroupAdapter:
 
     # --- staging ----------------------------------------------------------------------------
     def set_display_name(self, value: Any) -> None:
-        name = coerce_string(value, "displayName")
-        if not name:
+        # As sent, outer spaces included: Entra looks the group up by the name it created
+        # it with (displayName eq "…"), and a trimmed name would not be found.
+        name = coerce_string(value, "displayName", strip=False)
+        if not name.strip():
             raise errors.InvalidValue("displayName is required and cannot be empty.")
         self.state["display_name"] = name
 

@@ -97,7 +97,8 @@ def coerce_bool(value: Any, name: str) -> bool:
     raise errors.InvalidValue(f"{name} must be a boolean, got {value!r}.")
 
 
-def coerce_string(value: Any, name: str) -> str:
+def coerce_string(value: Any, name: str, *, strip: bool = True) -> str:
+    """``value`` as text, outer white space taken off unless ``strip`` is False."""
     if value is None:
         return ""
     if isinstance(value, bool) or isinstance(value, (dict, list)):
@@ -106,7 +107,7 @@ def coerce_string(value: Any, name: str) -> str:
         # 1e999 parses as infinity: it would be stored as the text "inf".
         raise errors.InvalidValue(f"{name} must be a string, got a number out of range.")
     # A number is taken as its text: some IdPs send employeeNumber as one.
-    return str(value).strip()
+    return str(value).strip() if strip else str(value)
 
 
 def _is_primary(item: dict) -> bool:

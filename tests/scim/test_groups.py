@@ -976,3 +976,14 @@ def test_remove_of_members_selected_by_an_or_of_ids(scim):
     r = scim.patch(f"/Groups/{group['id']}", patch_body({"op": "remove", "path": path}))
     assert r.status_code == 200, r.content
     assert member_ids(group["id"]) == [bob]
+
+
+def test_a_display_name_reads_back_as_sent_and_is_found_by_it(scim):
+    # Entra creates a group, then looks it up by the name it sent: a trimmed name was missed,
+    # and Entra would create the group again.
+    group = make_group(scim, "  Sales EMEA ")
+    assert group["displayName"] == "  Sales EMEA "
+    r = scim.get("/Groups", data={"filter": 'displayName eq "  Sales EMEA "'})
+    assert [g["id"] for g in r.json()["Resources"]] == [group["id"]]
+    r = scim.post("/Groups", {"schemas": [GROUP], "displayName": "   "})
+    assert_error(r, 400, "invalidValue", "displayName")
