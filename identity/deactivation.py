@@ -232,20 +232,25 @@ def guard_is_tripped(provider_id: int | None) -> bool:
 
 def guard_reading_sql(provider_id: int, now) -> tuple[str, list]:
     """The guard's reading: one row, whether the provider's guard is tripped and how many
-    deprovisions it made since the window started (or since its guard was last resolved,
-    when that is later). One statement, sent with the INSERT of the deprovision's row (one
-    round trip, identity.writes.insert_then_read): it runs on every deprovision."""
+    users it deprovisioned since the window started (or since its guard was last resolved,
+    when that is later): distinct users, and not those whose deprovision the provider itself
+    cancelled (PRODUCT.md: a share of "its users"; one user switched off and on five times
+    is one user, and none once back on). One statement, sent with the INSERT of the
+    deprovision's row (one round trip, identity.writes.insert_then_read): it runs on every
+    deprovision."""
     quote = connection.ops.quote_name
     guard = quote(DeprovisionGuard._meta.db_table)
     pending = quote(PendingDeactivation._meta.db_table)
     since = connection.ops.adapt_datetimefield_value(now - settings.GATEHOUSE_GUARD_WINDOW)
     sql = (
         f"SELECT EXISTS (SELECT 1 FROM {guard} WHERE provider_id = %s AND state = %s), "
-        f"(SELECT COUNT(*) FROM {pending} WHERE provider_id = %s AND created_at > COALESCE("
+        f"(SELECT COUNT(DISTINCT user_id) FROM {pending} WHERE provider_id = %s "
+        f"AND state <> %s AND created_at > COALESCE("
         f"(SELECT MAX(resolved_at) FROM {guard} WHERE provider_id = %s AND resolved_at > %s), "
         f"%s))"
     )
-    return sql, [provider_id, GuardState.TRIPPED, provider_id, provider_id, since, since]
+    params = [provider_id, GuardState.TRIPPED, provider_id, DeactivationState.CANCELLED]
+    return sql, [*params, provider_id, since, since]
 
 
 def guard_holds_provider(

@@ -72,6 +72,21 @@ def test_users_a_delete_took_out_in_the_window_still_count_in_the_share(
     assert DeprovisionGuard.objects.get().threshold == 6
 
 
+def test_one_user_switched_off_and_on_is_one_user_and_none_once_back_on(
+    clock, provider, small_floor
+):
+    flipper, *others = [provisioned_user(provider) for _ in range(10)]
+    actor = provider_actor(provider)
+    for _ in range(5):  # an IdP flipping active back and forth
+        services.deprovision(flipper, actor=actor, delay=DELAY)
+        services.apply_provider_active(flipper, active=True, actor=actor, delay=DELAY)
+    deprovision_all(others[:3], provider)  # 3 users in force: the threshold, not past it
+    assert not DeprovisionGuard.objects.exists()
+    services.deprovision(flipper, actor=actor, delay=DELAY)  # off again, and left off
+    services.deprovision(flipper, actor=actor, delay=DELAY)  # resent: still one user
+    assert DeprovisionGuard.objects.get().deprovision_count == 4
+
+
 def test_deprovisions_while_tripped_are_held_even_with_delay_zero(clock, provider, small_floor):
     users = [provisioned_user(provider) for _ in range(6)]
     deprovision_all(users[:4], provider)
