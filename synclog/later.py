@@ -20,15 +20,12 @@ transaction, which then rolls back as any failed request does.
 outermost transaction on PostgreSQL, its COMMIT goes out in the same pipeline.
 
 ``one_transaction()`` goes further, on PostgreSQL and outside any transaction: every
-statement of the block is queued, and the lot is sent as ONE statement, each write a
-data-modifying ``WITH`` query of it (``WITH w0 AS (INSERT …), w1 AS (INSERT … RETURNING id)
-SELECT (SELECT * FROM w1)``). In autocommit it is its own transaction: all or nothing, one
-round trip, and one statement for psycopg to send instead of a pipeline of eight (a create's
-service time went from ~1.8 to ~1.3 ms). Nothing in the block may read from the database,
-and the writes must not depend on one another's effects: they run on one snapshot (keys are
-taken ahead, identity/keys.py; foreign keys are checked at COMMIT). A statement's RETURNING
-names one column. Should anything fail, on the server (a unique violation) or in the client
-(a value psycopg cannot encode), nothing was written: never half a create.
+statement of the block is queued, and the lot is sent as one pipeline between a BEGIN and a
+COMMIT of its own (psycopg's BEGIN would wait for its answer, a round trip of its own). A
+whole write, its COMMIT included, costs one round trip; nothing in the block may read from
+the database. Should anything fail part way, on the server (a unique violation) or in the
+client (a value psycopg cannot encode, after earlier statements went out), the transaction
+is rolled back before the error goes on: never half a create.
 """
 
 from __future__ import annotations
@@ -125,8 +122,28 @@ def one_transaction():
         _local.queue = None
     if not queue.statements:
         return
-    # In autocommit a failed statement leaves no transaction behind: nothing to roll back.
-    _as_one_statement(queue.statements)
+    try:
+        _pipelined(queue.statements, begin=True, commit=True)
+    except BaseException:
+        _roll_back_after_failure()
+        raise
+
+
+def _roll_back_after_failure() -> None:
+    """After a failed ``one_transaction`` pipeline: end the transaction it opened, if the
+    server still holds one. Should that fail too, the connection goes, and the first error
+    is the one raised."""
+    pg = connection.connection
+    if pg is None or pg.closed or pg.broken:
+        return  # the server drops an open transaction with the connection
+    if pg.info.transaction_status in (_INTRANS, _INERROR):
+        try:
+            pg.execute("ROLLBACK", prepare=False)
+        except Exception:
+            connection.close()
+
+
+_INTRANS, _INERROR = 2, 3  # psycopg.pq.TransactionStatus
 
 
 def _send(statements: list, *, commit: bool = False) -> None:
@@ -138,26 +155,6 @@ def _send(statements: list, *, commit: bool = False) -> None:
         _one_by_one(statements)
 
 
-def _as_one_statement(statements: list) -> None:
-    """The statements as one (PostgreSQL): each a data-modifying WITH query, and the rows
-    the callers asked for (one column each) selected from them."""
-    if len(statements) == 1:
-        _one_by_one(statements)
-        return
-    parts, params, wanted = [], [], []
-    for number, (sql, values, on_result) in enumerate(statements):
-        parts.append(f"w{number} AS ({sql})")
-        params.extend(values)
-        if on_result is not None:
-            wanted.append((number, on_result))
-    selected = ", ".join(f"(SELECT * FROM w{number})" for number, _ in wanted) or "1"
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH {', '.join(parts)} SELECT {selected}", params)
-        row = cursor.fetchone()
-    for value, (_, on_result) in zip(row, wanted, strict=False):
-        on_result((value,))
-
-
 def _one_by_one(statements: list) -> None:
     with connection.cursor() as cursor:
         for sql, params, on_result in statements:
@@ -166,7 +163,7 @@ def _one_by_one(statements: list) -> None:
                 on_result(cursor.fetchone())
 
 
-def _pipelined(statements: list, *, commit: bool = False) -> None:
+def _pipelined(statements: list, *, begin: bool = False, commit: bool = False) -> None:
     """The statements in one psycopg pipeline; each whose first row is wanted runs on a
     cursor of its own (a cursor keeps only its last result). Results are there once the
     pipeline has ended, and its first error is raised there, wrapped as Django's (an
@@ -178,6 +175,8 @@ def _pipelined(statements: list, *, commit: bool = False) -> None:
         cursor = cursors.enter_context(connection.cursor())
         pg = connection.connection
         with connection.wrap_database_errors, pg.pipeline():
+            if begin:
+                pg.execute("BEGIN", prepare=False)
             for sql, params, on_result in statements:
                 if on_result is None:
                     cursor.execute(sql, params)
