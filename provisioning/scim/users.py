@@ -57,6 +57,12 @@ SCIM_NAMES = {
 
 _SCHEMA_URNS = {CORE_USER.lower(), ENTERPRISE_USER.lower(), GATEHOUSE_USER.lower()}
 # The fields a whole extension object holds (a PATCH may replace or remove one at once).
+# The enterprise extension as OneLogin's templates name it (SCIM 1.1's, and its own "2.0"
+# spelling of it): the same department, division and employeeNumber.
+_ENTERPRISE_ALIASES = {
+    "urn:scim:schemas:extension:enterprise:1.0": ENTERPRISE_USER,
+    "urn:scim:schemas:extension:enterprise:2.0": ENTERPRISE_USER,
+}
 _EXTENSION_FIELDS = {
     ENTERPRISE_USER.lower(): ("employee_number", "department", "division", "manager"),
     GATEHOUSE_USER.lower(): ("org_attribute",),
@@ -191,6 +197,7 @@ class UserAdapter(SCIMMixin):
         """Set every attribute of a whole schema object (``{"urn:…:User": {...}}``). Of an
         extension Gatehouse does not know, only the organization attribute is kept: Okta and
         Entra let an admin name the custom namespace (schema.py)."""
+        urn = _ENTERPRISE_ALIASES.get(urn.lower(), urn)
         known = urn.lower() in _SCHEMA_URNS
         if value is None and urn.lower() in _EXTENSION_FIELDS:
             # A null extension is unassigned (RFC 7643 §2.5): clear what Gatehouse keeps of it.
@@ -366,7 +373,12 @@ def _adds_a_kept_entry(attribute: str, value: Any) -> bool:
 
 def _split_key(key: str) -> tuple[str, str | None, str | None]:
     if key.lower().startswith("urn:") and key.lower() not in _SCHEMA_URNS:
-        attribute, sub, uri, _ = parse_path(key)
+        try:
+            attribute, sub, uri, _ = parse_path(key)
+        except errors.InvalidPath:
+            # A URN that names no attribute path: a whole extension whose name ends in a
+            # version, as OneLogin's "urn:scim:schemas:extension:enterprise:2.0" does.
+            return key, None, None
         return attribute, sub, uri
     return key, None, None
 

@@ -310,3 +310,25 @@ def test_org_attribute_change_is_one_sync_row(scim_basic):
     assert [(s.attribute, s.old_value, s.new_value) for s in rows] == [
         ("c42OrgName", "Field Engineering", "Sales")
     ]
+
+
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+def test_onelogin_s_enterprise_extension_named_with_a_version(scim, version):
+    # OneLogin's user templates (developers.onelogin.com/scim/define-user-schema) name the
+    # enterprise extension "urn:scim:schemas:extension:enterprise:<version>"; that key was a
+    # 400 invalidPath, and every create and update from such an app failed.
+    urn = f"urn:scim:schemas:extension:enterprise:{version}"
+    body = payload("onelogin/create_user_enterprise")  # its template, empty fields and all
+    body[urn] = body.pop("urn:scim:schemas:extension:enterprise:2.0")
+    body["schemas"] = [f"urn:scim:schemas:core:{version}", urn]
+    r = scim.post("/Users", body)
+    assert r.status_code == 201, r.content
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    assert r.json()[enterprise] == {"department": "Sales", "division": "EMEA"}
+    assert r.json()["emails"] == [{"value": "kim.lee@example.com", "type": "work", "primary": True}]
+    # A custom namespace ending in a version carries the organization attribute as any does.
+    body = new_user(2, **{"urn:scim:schemas:extension:acme:2.0": {"c42OrgName": "Acme"}})
+    r = scim.post("/Users", body)
+    assert r.status_code == 201, r.content
+    gatehouse = "urn:ietf:params:scim:schemas:extension:gatehouse:2.0:User"
+    assert r.json()[gatehouse] == {"c42OrgName": "Acme"}
