@@ -95,16 +95,13 @@ def _by_precedence(node):
                 pending += [item.expr.expr2, item.expr.op.lower(), item.expr.expr1]
             else:
                 operands.append(_by_precedence(item))
-        terms = [operands[0]]
+        terms = [[operands[0]]]  # the "or" of "and"s
         for operator, operand in zip(operators, operands[1:], strict=True):
             if operator == "and":
-                terms[-1] = _logical("and", terms[-1], operand)
+                terms[-1].append(operand)
             else:
-                terms.append(operand)
-        result = terms[0]
-        for term in terms[1:]:
-            result = _logical("or", result, term)
-        return result
+                terms.append([operand])
+        return _balanced("or", [_balanced("and", factors) for factors in terms])
     if isinstance(node, scim2ast.Filter):
         node.expr = _by_precedence(node.expr)
     elif isinstance(node, scim2ast.AttrExpr) and isinstance(
@@ -112,6 +109,16 @@ def _by_precedence(node):
     ):
         node.attr_path.attr_name = _by_precedence(node.attr_path.attr_name)
     return node
+
+
+def _balanced(operator: str, items: list):
+    """``items`` joined by ``operator`` as a balanced tree: the translator recurses once per
+    level, so a flat chain of 200 terms (a left-deep tree, 200 levels) ran out of stack
+    where this one is 8 levels deep."""
+    while len(items) > 1:
+        paired = [_logical(operator, a, b) for a, b in zip(items[::2], items[1::2], strict=False)]
+        items = paired + ([items[-1]] if len(items) % 2 else [])
+    return items[0]
 
 
 def _logical(operator: str, left, right):

@@ -328,3 +328,15 @@ def test_text_beyond_ascii_compares_without_case(scim, filter_text, expected):
     r = scim.get("/Users", data={"filter": filter_text})
     assert r.status_code == 200, r.content
     assert [u["displayName"] for u in r.json()["Resources"]] == expected
+
+
+@pytest.mark.parametrize("joiner", [" or ", " and "])
+def test_a_long_flat_chain_within_the_length_limit_is_translated(scim, joiner):
+    # Regrouping for precedence made a left-deep tree, one translator frame per term: 200
+    # terms (under the 2,000-character limit) ran out of stack and answered 400.
+    created(scim, new_user(1))
+    chain = joiner.join(["id pr"] * (1990 // (len(joiner) + 5)))  # up to the limit
+    assert len(chain) < 2000
+    r = scim.get("/Users", data={"filter": chain})
+    assert r.status_code == 200, r.content
+    assert r.json()["totalResults"] == 1
