@@ -2,14 +2,10 @@
 # Python's (console/sqlite3/base.py). The indexes on LOWER(username), LOWER(email) and a
 # group's LOWER(display_name) are rebuilt with it, so lookups find what was stored before.
 # Should two existing userNames differ only in the case of a letter beyond ASCII (they could:
-# that was the bug), the unique index cannot be rebuilt; the migration says which and goes
-# on, leaving that index as it was, rather than stopping an upgrade.
-
-import logging
+# that was the bug), the unique index cannot be rebuilt, and the migration stops, naming them:
+# left as it was, the index would miss every such userName and let more duplicates in.
 
 from django.db import IntegrityError, migrations
-
-logger = logging.getLogger("gatehouse.migrations")
 
 INDEXES = ("user_username_ci_unique", "user_email_ci", "scimgroup_display_name_ci")
 
@@ -28,14 +24,11 @@ def reindex(apps, schema_editor):
                     "GROUP BY lower(username) HAVING COUNT(*) > 1"
                 )
                 clashes = "; ".join(row[0] for row in cursor.fetchall())
-                logger.warning(
-                    "%s not rebuilt: these userNames differ only in case (%s). Rename all but "
-                    "one of each, then run this again: python manage.py migrate identity 0003 "
-                    "&& python manage.py migrate (not the sqlite3 shell: its lower() is "
-                    "SQLite's own)",
-                    name,
-                    clashes,
-                )
+                raise RuntimeError(
+                    f"{name} cannot be rebuilt: these userNames differ only in the case of a "
+                    f"letter beyond ASCII ({clashes}). Rename all but one of each (python manage.py "
+                    "shell), then run python manage.py migrate again."
+                ) from None
 
 
 class Migration(migrations.Migration):
