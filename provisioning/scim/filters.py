@@ -130,6 +130,10 @@ class _Transpiler(django_q_object.Transpiler):
     _joined = False  # … that reads a member (a joined row)
 
     def visit_Filter(self, node):
+        if node.negated and self._in_value_filter:
+            # "members[not (value eq "a")]": some member that is not a (RFC 7644 §3.4.2.2),
+            # which a negated join cannot say (it means "no member is a"). ne says it.
+            raise errors.InvalidFilter("not is not supported inside a value filter: use ne.")
         if node.namespace is None or self._in_value_filter:
             return super().visit_Filter(node)
         return self._one_value(lambda: super(_Transpiler, self).visit_Filter(node))

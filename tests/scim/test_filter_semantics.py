@@ -340,3 +340,13 @@ def test_a_long_flat_chain_within_the_length_limit_is_translated(scim, joiner):
     r = scim.get("/Users", data={"filter": chain})
     assert r.status_code == 200, r.content
     assert r.json()["totalResults"] == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "filter_text"),
+    [("/Groups", 'members[not (value eq "x")]'), ("/Users", 'emails[not (value eq "x")]')],
+)
+def test_not_inside_a_value_filter_is_400_rather_than_the_wrong_answer(scim, path, filter_text):
+    # It read "no value is x", where the RFC means "some value is not x" (ne says that).
+    r = scim.get(path, data={"filter": filter_text})
+    assert r.status_code == 400 and r.json()["scimType"] == "invalidFilter", r.content
