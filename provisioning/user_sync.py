@@ -199,8 +199,10 @@ def _take_back(provider: Provider, user: User, state: dict, *, actor: Actor) -> 
         provider=provider, user=user, **{column: state[f] for f, column in LINK_COLUMNS.items()}
     )
     if not insert(link, ignore_conflicts=True):  # the (provider, externalId) index decides
+        # Or a concurrent push took the same user back first (the link is one per user).
         raise ProvisioningError(
-            f"externalId {state['external_id']!r} is already used by another user.",
+            f"externalId {state['external_id']!r} is already used by another user, or the "
+            "user was pushed again at the same time; retry.",
             kind="conflict",
         )
     _count_link(provider, +1)

@@ -15,6 +15,12 @@ def forget_duplicate_external_ids(apps, schema_editor):
         if (provider_id, external_id) in seen:
             duplicates.append(pk)
         seen.add((provider_id, external_id))
+    if duplicates:
+        # Named in the migration's output: an IdP may look these up by externalId again.
+        for pk, name, external_id in ScimGroup.objects.filter(pk__in=duplicates).values_list(
+            "id", "display_name", "external_id"
+        ):
+            print(f"  group {pk} {name!r}: externalId {external_id!r} cleared (a duplicate)")
     ScimGroup.objects.filter(pk__in=duplicates).update(external_id="")
 
 

@@ -242,8 +242,10 @@ def _names(param: str | None) -> list[str]:
     return [_without_core_prefix(name) for name in names]
 
 
-def _is_core_schema(name: str) -> bool:
-    return name.lower() in (CORE_USER.lower(), CORE_GROUP.lower())
+def _is_core_schema(name: str, resource: dict) -> bool:
+    """Whether ``name`` is the URN of the resource's own core schema (the first it lists)."""
+    schemas = resource.get("schemas") or [""]
+    return name.lower() == str(schemas[0]).lower()
 
 
 def _without_core_prefix(name: str) -> str:
@@ -280,7 +282,7 @@ def project(resource: dict, request, always=("id", "schemas", "meta")) -> dict:
     if include:
         out = {k: v for k, v in resource.items() if k in always}
         for name in include:
-            if _is_core_schema(name):  # the core schema's URN: all of its attributes
+            if _is_core_schema(name, resource):  # the core schema's URN: all of its attributes
                 out.update({k: v for k, v in resource.items() if not k.startswith("urn:")})
                 continue
             extension, top, sub = split(name)
@@ -310,7 +312,7 @@ def project(resource: dict, request, always=("id", "schemas", "meta")) -> dict:
         return _extensions_present({k: v for k, v in out.items() if v != {}})
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in resource.items()}
     for name in exclude:
-        if _is_core_schema(name):
+        if _is_core_schema(name, resource):
             out = {k: v for k, v in out.items() if k in always or k.startswith("urn:")}
             continue
         extension, top, sub = split(name)

@@ -318,7 +318,8 @@ class UserAdapter(SCIMMixin):
         if sub is not None and core and known_subs is not None and sub.lower() not in known_subs:
             raise errors.InvalidPath(f"Unknown attribute path {path!r}.")
         if isinstance(type_filter, tuple):  # emails[value eq "…"]
-            if self.state["email"].lower() != type_filter[1].lower():  # not caseExact
+            kept = self.state["email"]
+            if not kept or kept.lower() != type_filter[1].lower():  # not caseExact
                 if op == "remove":
                     return  # nothing selected, nothing removed (as for group members)
                 raise errors.NoTarget(f"No email matches {path!r}.")  # RFC 7644 §3.5.2.3

@@ -1151,3 +1151,20 @@ def test_the_core_schema_urn_names_all_core_attributes(scim):
     r = scim.get(f"/Users/{_uid(user)}?excludedAttributes={CORE_USER_URN}")
     assert "title" not in r.json() and r.json()[ENTERPRISE] == {"department": "R&D"}
     assert r.json()["id"] == _uid(user)
+
+
+def test_another_resource_s_core_urn_names_nothing_here(scim):
+    user = created(scim, new_user(1, title="CTO"))
+    group_urn = "urn:ietf:params:scim:schemas:core:2.0:Group"
+    r = scim.get(f"/Users/{_uid(user)}?attributes={group_urn}")
+    assert "title" not in r.json() and r.json()["id"] == _uid(user)
+
+
+def test_an_empty_email_value_selects_no_email(scim):
+    user = created(scim, new_user(1, emails=[]))
+    path = 'emails[value eq ""].value'
+    r = scim.patch(
+        f"/Users/{_uid(user)}",
+        patch_ops({"op": "replace", "path": path, "value": "x@example.com"}),
+    )
+    assert_scim_error(r, 400, "noTarget")
