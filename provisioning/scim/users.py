@@ -294,6 +294,7 @@ class UserAdapter(SCIMMixin):
         raise errors.Mutability(f"{read_only} is read-only and cannot be changed{where}.")
 
     def _apply_path_op(self, op: str, path: str, value: Any) -> None:
+        path = _with_enterprise_urn(path)
         extension = path.strip().lower()
         if extension in _EXTENSION_FIELDS:
             # RFC 7644 §3.5.2: a path (or a key of a path-less value) may name a whole
@@ -370,6 +371,15 @@ def _adds_a_kept_entry(attribute: str, value: Any) -> bool:
         or str(item.get("type") or "work").lower() in _PREFERRED_TYPES
         for item in items
     )
+
+
+def _with_enterprise_urn(path: str) -> str:
+    """``path`` with OneLogin's name of the enterprise extension replaced by its own."""
+    lowered = path.strip().lower()
+    for alias in _ENTERPRISE_ALIASES:
+        if lowered == alias or lowered.startswith(alias + ":"):
+            return ENTERPRISE_USER + path.strip()[len(alias) :]
+    return path
 
 
 def _split_key(key: str) -> tuple[str, str | None, str | None]:

@@ -332,3 +332,18 @@ def test_onelogin_s_enterprise_extension_named_with_a_version(scim, version):
     assert r.status_code == 201, r.content
     gatehouse = "urn:ietf:params:scim:schemas:extension:gatehouse:2.0:User"
     assert r.json()[gatehouse] == {"c42OrgName": "Acme"}
+
+
+def test_onelogin_s_enterprise_urn_in_patch_paths(scim):
+    uid = scim.post("/Users", new_user(1)).json()["id"]
+    urn = "urn:scim:schemas:extension:enterprise:2.0"
+    for operation in (
+        {"op": "replace", "path": f"{urn}:department", "value": "Sales"},
+        {"op": "add", "path": urn, "value": {"division": "EMEA"}},
+    ):
+        r = scim.patch(f"/Users/{uid}", patch_ops(operation))
+        assert r.status_code == 200, r.content
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    assert r.json()[enterprise] == {"department": "Sales", "division": "EMEA"}
+    r = scim.patch(f"/Users/{uid}", patch_ops({"op": "remove", "path": urn}))
+    assert enterprise not in r.json()
