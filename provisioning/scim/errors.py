@@ -8,6 +8,9 @@ with exception text.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import logging
 
 from django.conf import settings
@@ -16,6 +19,7 @@ from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.db import OperationalError
 from django_scim import exceptions as django_scim_exceptions
 from rest_framework import exceptions as drf
+from rest_framework.authentication import get_authorization_header
 from rest_framework.response import Response
 
 from synclog import record
@@ -172,15 +176,31 @@ def _refused_provider(view):
     Wrong or rotated credentials are the commonest reason an IdP's push fails, so a 401 is
     recorded for the provider the URL names. Anyone can send a wrong credential, though:
     one row per provider a minute says it happens without letting a client fill the
-    table."""
+    table. A Basic credential with the provider's own username (its IdP, with a stale
+    secret) has a minute of its own, so nobody else's refusals can hide it."""
     named = getattr(view, "_provider_lookup", None) if view is not None else None
     if named is None:
         return None
+    kind = "its-username" if _names_its_username(view.request, named) else "other"
     try:
-        first = cache.add(f"scim:refused-credentials:{named.pk}", 1, REFUSED_CREDENTIALS_EVERY)
+        key = f"scim:refused-credentials:{named.pk}:{kind}"
+        first = cache.add(key, 1, REFUSED_CREDENTIALS_EVERY)
     except Exception:  # the cache is down: not recorded, as throttling is not applied
         return None
     return named if first else None
+
+
+def _names_its_username(request, provider) -> bool:
+    """Whether the request's Basic credential names the provider's username (compared in
+    constant time, as authentication does)."""
+    scheme, _, value = get_authorization_header(request).partition(b" ")
+    if scheme.lower() != b"basic":
+        return False
+    try:
+        username = base64.b64decode(value.strip(), validate=True).partition(b":")[0]
+    except (binascii.Error, ValueError):
+        return False
+    return hmac.compare_digest(username, provider.credential_username.encode())
 
 
 def _record_rejection(request, view, status: int, scim_type, detail: str) -> None:

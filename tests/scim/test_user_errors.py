@@ -504,6 +504,21 @@ def test_refused_credentials_are_recorded_for_the_provider_once_a_minute(scim, o
     assert RejectedRequest.objects.count() == 2
 
 
+def test_nobody_else_s_refusals_hide_the_idp_s_stale_secret(scim_basic):
+    import base64
+
+    def basic(username: str, secret: str) -> str:
+        return "Basic " + base64.b64encode(f"{username}:{secret}".encode()).decode()
+
+    username = scim_basic.provider.credential_username
+    scim_basic.client.credentials(HTTP_AUTHORIZATION=basic("someone@else", "guess"))
+    assert_scim_error(scim_basic.get("/Users"), 401)  # takes the minute of strangers
+    scim_basic.client.credentials(HTTP_AUTHORIZATION=basic(username, "rotated"))
+    for _ in range(2):
+        assert_scim_error(scim_basic.get("/Users"), 401)  # the IdP: a minute of its own
+    assert RejectedRequest.objects.filter(status=401).count() == 2
+
+
 def test_okta_create_resent_is_409_not_a_second_user(scim):
     created(scim, payload("okta/create_user"))
     before = snapshot()
