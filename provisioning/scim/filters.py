@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.db.models import Q
 from scim2_filter_parser import ast as scim2ast
@@ -25,7 +27,7 @@ from scim2_filter_parser.transpilers import django_q_object
 from provisioning.models import ScimGroup
 
 from . import errors
-from .filter_terms import _MEMBER_ID, OPERATORS, term
+from .filter_terms import _MEMBER_ID, NEVER, OPERATORS, term
 
 
 class _Quoted(str):
@@ -164,7 +166,7 @@ class _Transpiler(django_q_object.Transpiler):
             node.uri.lower() if node.uri else None,
         )
         if key not in self.attr_map:
-            raise errors.InvalidFilter(f"Cannot filter on {_name(node)!r}.")
+            raise _UnknownAttribute(f"Cannot filter on {_name(node)!r}.")
         return self.attr_map[key]
 
     def is_filter(self, node):
@@ -180,6 +182,14 @@ class _Transpiler(django_q_object.Transpiler):
         return self._one_value(lambda: self.is_filter(node))
 
     def visit_AttrExpr(self, node):
+        try:
+            return self._comparison(node)
+        except _UnknownAttribute:
+            if _UNKNOWN_MATCHES_NOTHING.get():
+                return NEVER
+            raise
+
+    def _comparison(self, node):
         if isinstance(node.attr_path.attr_name, scim2ast.Filter):
             return self.is_filter(node)
         field = self.visit(node.attr_path)
@@ -192,6 +202,25 @@ class _Transpiler(django_q_object.Transpiler):
             raise errors.InvalidFilter(f"Unknown filter operator {node.value!r}.")
         value = self.visit(node.comp_value) if node.comp_value else None
         return term(field, op, value, _name(node.attr_path))
+
+
+class _UnknownAttribute(errors.InvalidFilter):
+    """A filter names an attribute the resource type does not have."""
+
+
+_UNKNOWN_MATCHES_NOTHING: ContextVar[bool] = ContextVar("unknown_matches_nothing", default=False)
+
+
+@contextmanager
+def unknown_attributes_match_nothing():
+    """In this block a comparison on an attribute the resource type lacks matches none of its
+    resources, instead of a 400: a root search (RFC 7644 §3.4.3) asks every type one filter,
+    and ``displayName eq "Eng" or userName eq "ada@…"`` is about groups and users both."""
+    token = _UNKNOWN_MATCHES_NOTHING.set(True)
+    try:
+        yield
+    finally:
+        _UNKNOWN_MATCHES_NOTHING.reset(token)
 
 
 def _name(node) -> str:

@@ -8,6 +8,8 @@ scoping, filtering, counting and paging in SQL.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet, FieldError, ValidationError
 from django.db.models import Case, F, Value, When
@@ -371,8 +373,9 @@ class UsersSearchView(UsersView):
 
 class RootSearchView(UserResourceMixin, ScimView):
     """``POST /.search`` across resource types (RFC 7644 §3.4.3): users, then groups, paged
-    as one list. A filter (or sortBy) naming an attribute one type lacks leaves that type out
-    (sortBy: unsorted after the rest); one that no type can take is the type's own 400."""
+    as one list. In a filter, a term on an attribute one type lacks matches none of that
+    type's resources; a sortBy one type lacks lists it unsorted after the rest; a filter no
+    type can take is the first type's own 400."""
 
     def post(self, request, provider_slug):
         from .group_views import GroupsView
@@ -388,7 +391,7 @@ class RootSearchView(UserResourceMixin, ScimView):
             try:
                 total = self._list(view, query, 1, 0)["totalResults"]
             except errors.InvalidFilter as exc:
-                refused.append(exc)
+                refused.append((exc, view, query))
                 continue
             except errors.InvalidValue:
                 if not query.get("sortBy"):
@@ -397,16 +400,27 @@ class RootSearchView(UserResourceMixin, ScimView):
                 query.pop("sortBy", None)
                 query.pop("sortOrder", None)
                 total = self._list(view, query, 1, 0)["totalResults"]
-            types.append((view, query, total))
+            types.append((view, query, total, False))
         if not types:
-            raise refused[0]
+            raise refused[0][0]
+        for _, view, query in refused:
+            # Another type takes the filter: on this one, terms on attributes it lacks match
+            # nothing (`displayName eq "Eng" or userName eq "a@…"` still finds the group).
+            try:
+                with filters.unknown_attributes_match_nothing():
+                    total = self._list(view, query, 1, 0)["totalResults"]
+            except errors.InvalidFilter:
+                continue  # refused for another reason: left out
+            types.append((view, query, total, True))
+        types.sort(key=lambda entry: not isinstance(entry[0], UsersView))  # users first
         resources: list[dict] = []
         first = 0  # positions before this type's, in the list of all types
-        for view, query, total in types:
+        for view, query, total, lenient in types:
             position = start + len(resources)  # the next position this page wants
             wanted = count - len(resources)
             if wanted > 0 and first < position <= first + total:
-                page = self._list(view, query, position - first, wanted)
+                with filters.unknown_attributes_match_nothing() if lenient else nullcontext():
+                    page = self._list(view, query, position - first, wanted)
                 resources.extend(page["Resources"])
             first += total
         request._request.GET = params

@@ -905,6 +905,23 @@ def test_root_search_filter_and_sort_on_attributes_one_type_lacks(scim):
     ]  # fmt: skip
 
 
+def test_root_search_or_across_types_finds_each_type_s_matches(scim):
+    # A term on an attribute one type lacks matches none of that type: the group named Ops
+    # is found beside user1 (the whole group type was left out before).
+    users = make_users(scim, 2)
+    make_group(scim, "Ops")
+    make_group(scim, "Sales")
+    r = scim.post("/.search", {"filter": 'displayName eq "Ops" or userName eq "user1@example.com"'})
+    assert r.status_code == 200, r.content
+    assert [x.get("userName", x.get("displayName")) for x in r.json()["Resources"]] == [
+        "user1@example.com", "Ops"
+    ]  # fmt: skip
+    assert r.json()["totalResults"] == 2
+    r = scim.post("/.search", {"filter": 'not (userName eq "user1@example.com")', "count": 10})
+    ids = [x["id"] for x in r.json()["Resources"]]
+    assert ids[0] == users[1] and len(ids) == 3  # user2, and both groups (no userName)
+
+
 @pytest.mark.parametrize(
     "body",
     [{"filter": "(((("}, {"filter": "garbage garbage"}, {"filter": "x" * 2001},
