@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from scratch import bench_provider, scratch_database  # noqa: E402 - bench/ is on the path just above
+from scratch import bench_provider, bench_users, scratch_database  # noqa: E402 - bench/ is on the path just above
 
 
 def main() -> None:
@@ -39,29 +39,12 @@ def run(args) -> None:
     from django.utils import timezone
 
     from identity.deactivation import run_due_deactivations
-    from identity.models import Organization, PendingDeactivation, User, UserStatus
-    from provisioning.models import ProviderUser
+    from identity.models import PendingDeactivation, User, UserStatus
     from synclog.models import SyncLogEntry
 
     now = timezone.now()
     provider = bench_provider()
-    org = Organization.objects.default()
-    users = User.objects.bulk_create(
-        [
-            User(
-                username=f"leaver{i}@example.com",
-                email=f"leaver{i}@example.com",
-                organization=org,
-                status=UserStatus.BLOCKED,
-                password="!",
-            )
-            for i in range(args.rows)
-        ],
-        batch_size=2000,
-    )
-    ProviderUser.objects.bulk_create(
-        [ProviderUser(provider=provider, user=u) for u in users], batch_size=2000
-    )
+    users = bench_users(provider, args.rows, "leaver", status=UserStatus.BLOCKED, password="!")
     PendingDeactivation.objects.bulk_create(
         [
             PendingDeactivation(

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from scratch import bench_provider, scratch_database  # noqa: E402 - bench/ is on the path just above
+from scratch import bench_provider, bench_users, scratch_database  # noqa: E402 - bench/ is on the path just above
 
 
 def main() -> None:
@@ -39,23 +39,12 @@ def run(args) -> None:
     from django.db import connection, transaction
 
     from identity import services
-    from identity.models import DeprovisionGuard, Organization, User
-    from provisioning.models import ProviderUser
+    from identity.models import DeprovisionGuard, User
     from synclog.models import ActorKind
     from synclog.record import Actor
 
     provider = bench_provider(user_count=args.users)  # as provisioning.user_sync keeps it
-    org = Organization.objects.default()
-    users = User.objects.bulk_create(
-        [
-            User(username=f"u{i}@example.com", email=f"u{i}@example.com", organization=org)
-            for i in range(args.users)
-        ],
-        batch_size=5000,
-    )
-    ProviderUser.objects.bulk_create(
-        [ProviderUser(provider=provider, user=u) for u in users], batch_size=5000
-    )
+    users = bench_users(provider, args.users, "u")
     actor = Actor(
         kind=ActorKind.PROVIDER,
         label=provider.credential_username,

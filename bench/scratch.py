@@ -1,7 +1,8 @@
 """A scratch database for the in-process benchmarks (``deactivation_sweep.py``,
-``group_membership.py``): Django set up on a temporary ``GATEHOUSE_VAR_DIR`` (unless one is
-set), then a test database created and, on the way out, dropped: ``test_<name>`` on
-PostgreSQL, a file in that directory on SQLite. Never the configured database itself."""
+``deprovision_wave.py``, ``group_membership.py``), and their provider and users: Django set
+up on a temporary ``GATEHOUSE_VAR_DIR`` (unless one is set), then a test database created
+and, on the way out, dropped: ``test_<name>`` on PostgreSQL, a file in that directory on
+SQLite. Never the configured database itself."""
 
 from __future__ import annotations
 
@@ -45,3 +46,28 @@ def bench_provider(**fields):
         secret_digest="0" * 64,
         **fields,
     )
+
+
+def bench_users(provider, count: int, prefix: str, **fields) -> list:
+    """``count`` users ``<prefix><i>@example.com`` in the default organization, each linked to
+    ``provider`` as a SCIM create leaves it, written in bulk."""
+    from identity.models import Organization, User
+    from provisioning.models import ProviderUser
+
+    org = Organization.objects.default()
+    users = User.objects.bulk_create(
+        [
+            User(
+                username=f"{prefix}{i}@example.com",
+                email=f"{prefix}{i}@example.com",
+                organization=org,
+                **fields,
+            )
+            for i in range(count)
+        ],
+        batch_size=5000,
+    )
+    ProviderUser.objects.bulk_create(
+        [ProviderUser(provider=provider, user=user) for user in users], batch_size=5000
+    )
+    return users

@@ -362,7 +362,7 @@ def use_search_body(request) -> None:
     if not isinstance(body, dict):
         raise errors.InvalidSyntax("A search body must be a SearchRequest object.")
     # Names are case-insensitive (RFC 7643 §2.1): a "Filter" left unread listed everyone.
-    body = {key.lower() if isinstance(key, str) else key: value for key, value in body.items()}
+    body = fold_keys(body)
     # The filter is checked as a filter (400 invalidFilter), the rest here.
     check_storable({key: value for key, value in body.items() if key != "filter"})
     params = QueryDict(mutable=True)
@@ -378,6 +378,12 @@ def use_search_body(request) -> None:
         elif isinstance(value, str):
             params[key] = value
     request._request.GET = params
+
+
+def fold_keys(mapping: dict) -> dict:
+    """``mapping`` with its names lower-cased: SCIM names are case-insensitive (RFC 7643
+    §2.1)."""
+    return {key.lower() if isinstance(key, str) else key: value for key, value in mapping.items()}
 
 
 def parse_uuid(value: str) -> uuid.UUID | None:

@@ -32,7 +32,7 @@ _ADDRESS_TYPE = "__address_type__"  # only the work address is kept
 _NAME = "__name__"  # complex attributes: only "pr" applies to them as a whole
 _ADDRESSES = "__addresses__"
 _MANAGER_ID = "user__manager__provider_link__scim_id"
-_MEMBER_ID = "memberships__user__provider_link__scim_id"
+MEMBER_ID = "memberships__user__provider_link__scim_id"
 
 USER_FILTER_ATTRIBUTES = {
     ("id", None, None): "scim_id",
@@ -74,8 +74,8 @@ GROUP_FILTER_ATTRIBUTES = {
     ("id", None, None): "scim_id",
     ("externalid", None, None): "external_id",
     ("displayname", None, None): "display_name",
-    ("members", None, None): _MEMBER_ID,
-    ("members", "value", None): _MEMBER_ID,
+    ("members", None, None): MEMBER_ID,
+    ("members", "value", None): MEMBER_ID,
     ("meta", "created", None): "created_at",
     ("meta", "lastmodified", None): "updated_at",
 }
@@ -87,8 +87,8 @@ GROUP_FILTER_ATTRIBUTES.update(
     }
 )
 
-CASE_EXACT = {"scim_id", "external_id", _MEMBER_ID, _MANAGER_ID}
-_UUIDS = {"scim_id", _MEMBER_ID, _MANAGER_ID}
+CASE_EXACT = {"scim_id", "external_id", MEMBER_ID, _MANAGER_ID}
+_UUIDS = {"scim_id", MEMBER_ID, _MANAGER_ID}
 _DATES = ("created_at", "updated_at")  # meta.created, meta.lastModified: no case to ignore
 
 
@@ -225,7 +225,7 @@ def _case_exact_match(column, op: str, value) -> Q:
 
 def _id_query(field: str, op: str, value) -> Q:
     """id, members.value, manager.value: UUIDs, case-exact."""
-    multi_valued = field == _MEMBER_ID
+    multi_valued = field == MEMBER_ID
     if op in ("co", "sw", "ew"):
         if not isinstance(value, str):
             raise errors.InvalidFilter(f"{op} takes a string.")

@@ -27,7 +27,7 @@ from scim2_filter_parser.transpilers import django_q_object
 from provisioning.models import ScimGroup
 
 from . import errors
-from .filter_terms import _MEMBER_ID, NEVER, OPERATORS, term
+from .filter_terms import MEMBER_ID, NEVER, OPERATORS, term
 
 
 class _Quoted(str):
@@ -193,7 +193,7 @@ class _Transpiler(django_q_object.Transpiler):
         if isinstance(node.attr_path.attr_name, scim2ast.Filter):
             return self.is_filter(node)
         field = self.visit(node.attr_path)
-        if field == _MEMBER_ID:
+        if field == MEMBER_ID:
             if not self._in_value_filter:
                 return self._one_value(lambda: self.visit_AttrExpr(node))
             self._joined = True

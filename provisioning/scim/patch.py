@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import errors
+from .base import fold_keys
 
 
 def operations(body: Any) -> Iterator[tuple[str, str | None, Any]]:
@@ -45,9 +46,3 @@ def operations(body: Any) -> Iterator[tuple[str, str | None, Any]]:
             raise errors.InvalidPath("path must be a string.")
         else:
             yield op, path, value
-
-
-def fold_keys(mapping: dict) -> dict:
-    """``mapping`` with its names lower-cased: SCIM names are case-insensitive (RFC 7643
-    §2.1)."""
-    return {key.lower() if isinstance(key, str) else key: value for key, value in mapping.items()}

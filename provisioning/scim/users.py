@@ -19,7 +19,7 @@ from scim2_filter_parser.parser import SCIMParserError
 from provisioning.models import ProviderUser
 
 from . import errors, patch
-from .base import parse_uuid
+from .base import fold_keys, parse_uuid
 from .schema import (
     CORE_USER,
     ENTERPRISE_USER,
@@ -129,7 +129,7 @@ def _pick(items: Any, name: str) -> dict | None:
         items = [items]
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise errors.InvalidValue(f"{name} must be a list of objects.")
-    items = [patch.fold_keys(item) for item in items]  # "Value", "Locality": RFC 7643 §2.1
+    items = [fold_keys(item) for item in items]  # "Value", "Locality": RFC 7643 §2.1
     for item in items:
         if _is_primary(item):
             return item
@@ -364,7 +364,7 @@ def _adds_a_kept_entry(attribute: str, value: Any) -> bool:
     if attribute.lower() not in ("emails", "addresses") or not isinstance(value, (list, dict)):
         return True  # name, or a malformed value that set_path refuses
     items = [value] if isinstance(value, dict) else value
-    items = [patch.fold_keys(item) if isinstance(item, dict) else item for item in items]
+    items = [fold_keys(item) if isinstance(item, dict) else item for item in items]
     return any(
         not isinstance(item, dict)  # set_path refuses it
         or _is_primary(item)

@@ -383,16 +383,25 @@ class RootSearchView(UserResourceMixin, ScimView):
         use_search_body(request)
         start, count = paging(request)
         params = request._request.GET
-        types, refused = [], []
-        for view_class in (UsersView, GroupsView):
+        types, refused, view_classes = [], [], (UsersView, GroupsView)
+        for view_class in view_classes:
             view = view_class()
             view.provider, view.request, view.kwargs = self.provider, request, self.kwargs
             query = params.copy()
+            lenient = False
             try:
                 total = self._list(view, query, 1, 0)["totalResults"]
             except errors.InvalidFilter as exc:
-                refused.append((exc, view, query))
-                continue
+                refused.append(exc)
+                # Should another type take the filter, on this one terms on attributes it
+                # lacks match nothing (`displayName eq "Eng" or userName eq "a@…"` still
+                # finds the group); refused for another reason, the type is left out.
+                lenient = True
+                try:
+                    with filters.unknown_attributes_match_nothing():
+                        total = self._list(view, query, 1, 0)["totalResults"]
+                except errors.InvalidFilter:
+                    continue
             except errors.InvalidValue:
                 if not query.get("sortBy"):
                     raise
@@ -400,19 +409,9 @@ class RootSearchView(UserResourceMixin, ScimView):
                 query.pop("sortBy", None)
                 query.pop("sortOrder", None)
                 total = self._list(view, query, 1, 0)["totalResults"]
-            types.append((view, query, total, False))
-        if not types:
-            raise refused[0][0]
-        for _, view, query in refused:
-            # Another type takes the filter: on this one, terms on attributes it lacks match
-            # nothing (`displayName eq "Eng" or userName eq "a@…"` still finds the group).
-            try:
-                with filters.unknown_attributes_match_nothing():
-                    total = self._list(view, query, 1, 0)["totalResults"]
-            except errors.InvalidFilter:
-                continue  # refused for another reason: left out
-            types.append((view, query, total, True))
-        types.sort(key=lambda entry: not isinstance(entry[0], UsersView))  # users first
+            types.append((view, query, total, lenient))
+        if len(refused) == len(view_classes):  # no type takes the filter as written
+            raise refused[0]
         resources: list[dict] = []
         first = 0  # positions before this type's, in the list of all types
         for view, query, total, lenient in types:
