@@ -155,12 +155,21 @@ def _check_collisions(provider: Provider, state: dict, link: ProviderUser | None
                 f"userName {state['username']!r} is already provisioned by another provider.",
                 kind="conflict",
             )
-        if other is not None or link is not None:
+        if other is not None:
             raise ProvisioningError(
                 f"A user with userName {state['username']!r} already exists.", kind="conflict"
             )
         removed_by = RemovedProviderUser.objects.filter(user=existing).first()
-        if removed_by is None or removed_by.provider_id != provider.pk:
+        if link is not None and removed_by is not None and removed_by.provider_id == provider.pk:
+            # The provider's filter no longer shows that user, so "already exists" left the
+            # IdP nothing to act on.
+            raise ProvisioningError(
+                f"userName {state['username']!r} belongs to a user this provider deleted or "
+                "deprovisioned earlier, whose account is kept; another user cannot be renamed "
+                "to it. Creating a user with this userName takes that user back.",
+                kind="conflict",
+            )
+        if link is not None or removed_by is None or removed_by.provider_id != provider.pk:
             # Only the provider that removed a user may take it back.
             raise ProvisioningError(
                 f"userName {state['username']!r} belongs to a user this provider did not "

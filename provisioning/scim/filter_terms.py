@@ -87,6 +87,8 @@ GROUP_FILTER_ATTRIBUTES.update(
     }
 )
 
+# Text kept as sent, outer white space included: a group's displayName (groups.py).
+_KEPT_AS_SENT = {"display_name"}
 CASE_EXACT = {"scim_id", "external_id", MEMBER_ID, _MANAGER_ID}
 _UUIDS = {"scim_id", MEMBER_ID, _MANAGER_ID}
 _DATES = ("created_at", "updated_at")  # meta.created, meta.lastModified: no case to ignore
@@ -190,6 +192,10 @@ def _kept_type(field: str, op: str, value) -> Q:
 
 def _text_query(field: str, op: str, value) -> Q:
     if op in ("eq", "ne"):
+        if isinstance(value, str) and field not in _KEPT_AS_SENT:
+            # Kept without outer white space (users.coerce_string): an IdP's lookup of
+            # " bob@example.com " before its create must find what that create stored.
+            value = value.strip()
         exact = field in CASE_EXACT or isinstance(value, bool)
         lookup = "exact" if exact else "ci_exact"
         if value is None:

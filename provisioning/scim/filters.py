@@ -304,4 +304,5 @@ def unique_user_equality(filter_text: str) -> tuple[str, str] | None:
         return None
     _check_text(filter_text)
     attribute = "username" if match.group(1).lower() == "username" else "external_id"
-    return attribute, match.group(2)
+    value = match.group(2).strip()  # kept trimmed (filter_terms._text_query)
+    return (attribute, value) if value else None

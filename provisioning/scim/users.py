@@ -306,6 +306,13 @@ class UserAdapter(SCIMMixin):
                 self.set_extension(path.strip(), value)
             return
         attribute, sub, uri, type_filter = parse_path(path)
+        if _other_extension(uri) and field_for_path(attribute, sub, uri) is None:
+            # An attribute of an admin's own namespace (Entra's "CustomExtensionName", as a
+            # path or as a key of a path-less value): accepted and not kept, as in a POST or
+            # a PUT. A whole namespace object still brings its c42OrgName.
+            if op != "remove" and sub is None and isinstance(value, dict):
+                self.set_extension(path.strip(), value)
+            return
         self._check_mutable(op, attribute, uri, value)
         whole_complex = (
             sub is None
@@ -392,6 +399,18 @@ def _split_key(key: str) -> tuple[str, str | None, str | None]:
             return key, None, None
         return attribute, sub, uri
     return key, None, None
+
+
+def _other_extension(uri: str | None) -> bool:
+    """Whether a schema URI names an extension Gatehouse does not know."""
+    if uri is None:
+        return False
+    lowered = uri.lower()
+    return (
+        lowered.startswith("urn:")
+        and lowered not in _SCHEMA_URNS
+        and lowered not in _ENTERPRISE_ALIASES
+    )
 
 
 def _is_custom_extension(key: Any, value: Any) -> bool:

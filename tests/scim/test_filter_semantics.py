@@ -350,3 +350,27 @@ def test_not_inside_a_value_filter_is_400_rather_than_the_wrong_answer(scim, pat
     # It read "no value is x", where the RFC means "some value is not x" (ne says that).
     r = scim.get(path, data={"filter": filter_text})
     assert r.status_code == 400 and r.json()["scimType"] == "invalidFilter", r.content
+
+
+# --- outer white space ----------------------------------------------------------------------
+
+
+def test_eq_finds_what_a_create_with_outer_spaces_stored(scim):
+    # Values are kept trimmed; an IdP looks up the value it is about to send before sending
+    # it, and a miss there made it create again into a 409 ("already exists") loop.
+    created(scim, new_user(1, userName=" spaced@example.com ", externalId=" ext-spaced "))
+    assert usernames(scim, 'userName eq " spaced@example.com "') == ["spaced@example.com"]
+    assert usernames(scim, 'externalId eq " ext-spaced"') == ["spaced@example.com"]
+    assert usernames(scim, 'emails.value eq "spaced@example.com "') == []  # not its email
+    assert usernames(scim, 'userName ne " spaced@example.com "') == []
+    assert usernames(scim, 'userName eq "  "') == []
+    assert usernames(scim, 'externalId eq " "') == []
+
+
+def test_group_display_name_eq_matches_it_as_sent(scim):
+    r = scim.post("/Groups", {"schemas": [GROUP_URN], "displayName": " Spaced "})
+    assert r.status_code == 201, r.content
+    found = scim.get("/Groups", data={"filter": 'displayName eq " Spaced "'}).json()
+    assert [g["displayName"] for g in found["Resources"]] == [" Spaced "]
+    trimmed = scim.get("/Groups", data={"filter": 'displayName eq "Spaced"'}).json()
+    assert trimmed["totalResults"] == 0

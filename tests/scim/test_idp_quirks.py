@@ -237,6 +237,53 @@ def test_entra_replace_with_an_object_of_dotted_paths(other_scim):
     assert (user.given_name, user.department) == ("Jonathan", "Research")
 
 
+def test_entra_custom_extension_attribute_path_is_accepted_and_not_kept(other_scim):
+    # Entra maps an admin's custom attribute to its own namespace and sends it as a path;
+    # refusing it failed the whole update, the displayName beside it included.
+    user = created(other_scim, payload("entra/create_user"))
+    r = other_scim.patch(
+        f"/Users/{user.provider_link.scim_id}", payload("entra/patch_custom_extension_attribute")
+    )
+    assert r.status_code == 200, r.content
+    assert r.json()["displayName"] == "Jonathan Doe"
+    remove = patch_ops(
+        {
+            "op": "Remove",
+            "path": "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User:"
+            "CustomAttribute",
+        }
+    )
+    assert other_scim.patch(f"/Users/{user.provider_link.scim_id}", remove).status_code == 200
+
+
+def test_entra_flat_custom_extension_keys_in_a_value_keep_only_the_org_attribute(other_scim):
+    user = created(other_scim, payload("entra/create_user"))
+    r = other_scim.patch(
+        f"/Users/{user.provider_link.scim_id}",
+        payload("entra/patch_flat_custom_extension_value"),
+    )
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert user.display_name == "Jonathan Doe"
+    assert user.provider_link.org_attribute == "Research"
+    assert "Bay 7" not in r.content.decode()
+
+
+def test_unknown_attribute_of_a_known_schema_is_still_refused(other_scim):
+    user = created(other_scim, payload("entra/create_user"))
+    before = snapshot()
+    for path in (
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:departmnt",
+        "urn:ietf:params:scim:schemas:core:2.0:User:nickNam",
+    ):
+        r = other_scim.patch(
+            f"/Users/{user.provider_link.scim_id}",
+            patch_ops({"op": "replace", "path": path, "value": "x"}),
+        )
+        assert_scim_error(r, 400, "invalidPath")
+    assert snapshot() == before
+
+
 def test_entra_three_letter_country_is_400_and_changes_nothing(other_scim):
     user = created(other_scim, payload("entra/create_user"))
     before = snapshot()

@@ -353,6 +353,23 @@ def test_duplicate_username_differing_in_case_is_409(scim, ada):
     assert snapshot() == before
 
 
+def test_rename_onto_a_user_this_provider_deleted_says_why(scim, ada):
+    other = created(scim, new_user(2))
+    assert scim.delete(f"/Users/{other.provider_link.scim_id}").status_code == 204
+    before = snapshot()
+    body = assert_scim_error(
+        scim.patch(
+            f"/Users/{ada.provider_link.scim_id}",
+            patch_ops({"op": "replace", "path": "userName", "value": other.username}),
+        ),
+        409,
+        "uniqueness",
+    )
+    assert "deleted or deprovisioned earlier" in body["detail"]
+    assert "takes that user back" in body["detail"]
+    assert snapshot() == before
+
+
 def test_duplicate_external_id_is_409(scim, ada):
     before = snapshot()
     assert_scim_error(scim.post("/Users", new_user(2, externalId="ext-1")), 409, "uniqueness")
