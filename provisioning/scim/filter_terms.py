@@ -29,6 +29,10 @@ from .schema import CORE_GROUP, CORE_USER, ENTERPRISE_USER
 _ACTIVE = "__active__"
 _EMAIL_TYPE = "__email_type__"  # only the work email is kept
 _ADDRESS_TYPE = "__address_type__"  # only the work address is kept
+_EMAIL_PRIMARY = "__email_primary__"  # and each reads back as the primary one
+_ADDRESS_PRIMARY = "__address_primary__"
+_USER_RESOURCE_TYPE = "__user_resource_type__"  # meta.resourceType
+_GROUP_RESOURCE_TYPE = "__group_resource_type__"
 _NAME = "__name__"  # complex attributes: only "pr" applies to them as a whole
 _ADDRESSES = "__addresses__"
 _MANAGER_ID = "user__manager__provider_link__scim_id"
@@ -48,13 +52,16 @@ USER_FILTER_ATTRIBUTES = {
     ("emails", None, None): "user__email",
     ("emails", "value", None): "user__email",
     ("emails", "type", None): _EMAIL_TYPE,
+    ("emails", "primary", None): _EMAIL_PRIMARY,
     ("addresses", None, None): _ADDRESSES,
     ("addresses", "type", None): _ADDRESS_TYPE,
+    ("addresses", "primary", None): _ADDRESS_PRIMARY,
     ("addresses", "locality", None): "user__locality",
     ("addresses", "region", None): "user__region",
     ("addresses", "country", None): "user__country",
     ("meta", "created", None): "user__created_at",
     ("meta", "lastmodified", None): "user__updated_at",
+    ("meta", "resourcetype", None): _USER_RESOURCE_TYPE,
     ("employeenumber", None, ENTERPRISE_USER.lower()): "user__employee_number",
     ("department", None, ENTERPRISE_USER.lower()): "user__department",
     ("division", None, ENTERPRISE_USER.lower()): "user__division",
@@ -78,6 +85,7 @@ GROUP_FILTER_ATTRIBUTES = {
     ("members", "value", None): MEMBER_ID,
     ("meta", "created", None): "created_at",
     ("meta", "lastmodified", None): "updated_at",
+    ("meta", "resourcetype", None): _GROUP_RESOURCE_TYPE,
 }
 GROUP_FILTER_ATTRIBUTES.update(
     {
@@ -139,6 +147,8 @@ def term(field: str, op: str, value, name: str) -> Q:
     attribute maps to. ``name`` is the attribute as the client wrote it, for errors."""
     if field in (_EMAIL_TYPE, _ADDRESS_TYPE):
         return _kept_type(field, op, value)
+    if field in _KEPT_CONSTANTS:
+        return _kept_constant(field, op, value, name)
     if op == "pr":
         return _present(field)
     if field in _PRESENT and field not in _UUIDS:
@@ -181,12 +191,44 @@ def _kept_type(field: str, op: str, value) -> Q:
         return present
     if not isinstance(value, str):
         raise errors.InvalidFilter("type can only be compared with a string.")
-    kept, value = "work", value.lower()
-    holds = {
+    return present if _holds("work", op, value.lower()) else NEVER
+
+
+def _holds(kept: str, op: str, value: str) -> bool:
+    """``<kept> <op> <value>``, for an attribute whose value is known without a query."""
+    return {
         "eq": kept == value, "ne": kept != value, "co": value in kept,
         "sw": kept.startswith(value), "ew": kept.endswith(value),
         "gt": kept > value, "ge": kept >= value, "lt": kept < value, "le": kept <= value,
     }[op]  # fmt: skip
+
+
+# Attributes whose value is the same for every resource that has one: (the value, which
+# resources have it).
+_KEPT_CONSTANTS = {
+    _EMAIL_PRIMARY: (True, _HAS_EMAIL),
+    _ADDRESS_PRIMARY: (True, _HAS_ADDRESS),
+    _USER_RESOURCE_TYPE: ("User", ALWAYS),
+    _GROUP_RESOURCE_TYPE: ("Group", ALWAYS),
+}
+
+
+def _kept_constant(field: str, op: str, value, name: str) -> Q:
+    """emails.primary, addresses.primary (the kept entry reads back as primary), and
+    meta.resourceType (caseExact, RFC 7643 §3.1)."""
+    kept, present = _KEPT_CONSTANTS[field]
+    if op == "pr":
+        return present
+    if isinstance(kept, bool):
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"  # Entra writes booleans as strings
+        if op not in ("eq", "ne") or not isinstance(value, bool):
+            raise errors.InvalidFilter(f"{name} can only be compared with eq/ne true/false.")
+        holds = (value == kept) == (op == "eq")
+    else:
+        if not isinstance(value, str):
+            raise errors.InvalidFilter(f"{name} can only be compared with a string.")
+        holds = _holds(kept, op, value)
     return present if holds else NEVER
 
 

@@ -374,3 +374,22 @@ def test_group_display_name_eq_matches_it_as_sent(scim):
     assert [g["displayName"] for g in found["Resources"]] == [" Spaced "]
     trimmed = scim.get("/Groups", data={"filter": 'displayName eq "Spaced"'}).json()
     assert trimmed["totalResults"] == 0
+
+
+# --- attributes whose kept value is known ---------------------------------------------------
+
+
+def test_primary_and_resource_type_filters(scim, people):
+    with_email = [BOSS, OPS_INACTIVE, ENG_ACTIVE]
+    assert sorted(usernames(scim, "emails.primary eq true")) == sorted(with_email)
+    assert usernames(scim, 'emails.primary eq "False"') == []
+    assert sorted(usernames(scim, "emails.primary ne false")) == sorted(with_email)
+    assert usernames(scim, f'emails[type eq "work" and primary eq true].value eq "{BOSS}"') == [
+        BOSS
+    ]
+    assert usernames(scim, 'addresses[primary eq true].country eq "FR"') == [ENG_ACTIVE]
+    assert sorted(usernames(scim, 'meta.resourceType eq "User"')) == sorted(EVERYONE)
+    assert usernames(scim, 'meta.resourceType eq "user"') == []  # caseExact
+    assert usernames(scim, 'meta.resourceType eq "Group"', path="/Groups") == []
+    r = scim.get("/Users", data={"filter": 'emails.primary eq "yes"'})
+    assert_scim_error(r, 400, "invalidFilter")
