@@ -78,3 +78,48 @@ def provider_with_placement(slug: str) -> tuple[Provider | None, Placement | Non
     if rows[0][width] is None:
         return provider, None
     return provider, _placement([row[width:] for row in rows])
+
+
+def unchanged_condition(provider: Provider, placement: Placement) -> tuple[str, list]:
+    """SQL that holds, in a statement on the provider's row, while that row and the placement
+    are as ``provider`` and ``placement`` were read: every column but the link counters
+    (which creates move), the default organization, its default roles. A create may then
+    trust a provider an earlier request read (authentication.assumed_provider) and check it
+    in its own write, instead of a round trip to read it first."""
+    global _unchanged
+    if _unchanged is None:  # written once per process
+        quote = connection.ops.quote_name
+        fields = [
+            field
+            for field in Provider._meta.concrete_fields
+            if field.attname not in ("id", "user_count", "user_removals")
+        ]
+        roles = Organization.default_roles.through._meta
+        org, role = quote(Organization._meta.db_table), quote(Role._meta.db_table)
+        through = quote(roles.db_table)
+        role_of = f"{through}.{quote(roles.get_field('role').column)}"
+        org_of = f"{through}.{quote(roles.get_field('organization').column)}"
+        sql = " AND ".join(f"{quote(field.column)} = %s" for field in fields)
+        sql += (
+            f" AND EXISTS (SELECT 1 FROM {org} WHERE {org}.{quote('id')} = %s"
+            f" AND {org}.{quote('is_default')} AND {org}.{quote('name')} = %s)"
+            f" AND (SELECT COUNT(*) FROM {through} JOIN {role}"
+            f" ON {role}.{quote('id')} = {role_of} WHERE {org_of} = %s) = %s"
+            f" AND (SELECT COUNT(*) FROM {through} JOIN {role}"
+            f" ON {role}.{quote('id')} = {role_of} WHERE {org_of} = %s"
+            f" AND ({role}.{quote('id')}, {role}.{quote('name')}) IN (SELECT * FROM"
+            f" UNNEST(%s::bigint[], %s::text[]))) = %s"
+        )
+        _unchanged = (fields, sql)
+    fields, sql = _unchanged
+    params = [
+        field.get_db_prep_save(getattr(provider, field.attname), connection) for field in fields
+    ]
+    organization, roles = placement
+    role_ids, role_names = [role.pk for role in roles], [role.name for role in roles]
+    params += [organization.pk, organization.name, organization.pk, len(roles)]
+    params += [organization.pk, role_ids, role_names, len(roles)]
+    return sql, params
+
+
+_unchanged: tuple[list, str] | None = None

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -111,19 +111,34 @@ def _validated(provider: Provider, state: dict[str, Any], link: ProviderUser | N
     return state
 
 
-def _count_link(provider: Provider, delta: int) -> None:
+def _count_link(provider: Provider, delta: int, unchanged: tuple[str, list] | None = None) -> None:
     """Keep Provider.user_count exact, in the transaction that adds or removes the link.
-    Plain SQL: every create runs it, and compiling an F() update cost more than running it."""
+    Plain SQL: every create runs it, and compiling an F() update cost more than running it.
+
+    ``unchanged`` (``mapping.unchanged_condition``): the write goes on only while the
+    provider's row still holds what it says; else the count's division by zero fails the
+    statement, and with it the transaction (``StaleProvider``). The row lock this UPDATE
+    takes orders it after a concurrent change of the provider, which it then sees."""
     quote = connection.ops.quote_name
     count, removals = quote("user_count"), quote("user_removals")
     removed = f", {removals} = {removals} + 1" if delta < 0 else ""
+    step, params = "%s", [delta]
+    if unchanged is not None:
+        step = f"%s / (CASE WHEN {unchanged[0]} THEN 1 ELSE 0 END)"
+        params += unchanged[1]
     # Through synclog.later: nothing in the request reads the count back. Sent last, it
     # also holds the provider row's lock (every create of the provider takes it) shortest.
     later.run(
-        f"UPDATE {quote(Provider._meta.db_table)} SET {count} = {count} + %s{removed} "
+        f"UPDATE {quote(Provider._meta.db_table)} SET {count} = {count} + {step}{removed} "
         f"WHERE {quote('id')} = %s",
-        [delta, provider.pk],
+        [*params, provider.pk],
     )
+
+
+class StaleProvider(Exception):
+    """A create trusting a provider read by an earlier request (``assumed``) could not be
+    made as the one write that checks it: nothing was written; read the provider and check
+    the credential, then create as usual."""
 
 
 def _uuid_or_none(value: str):
@@ -232,6 +247,7 @@ def create_user(
     *,
     actor: Actor,
     placement: mapping.Placement | None = None,
+    assumed: bool = False,
 ) -> ProviderUser:
     """POST /Users, as one transaction of its own (or part of the caller's, when it has one).
     A non-local user this provider removed earlier is taken back. ``placement``: the default
@@ -241,10 +257,28 @@ def create_user(
     explained afterwards: no lookup runs before every create. On PostgreSQL an active new
     user is written in one round trip, COMMIT included (``synclog.later.one_transaction``,
     the user's key taken ahead by ``identity.keys``); a collision there writes nothing and
-    the checked path below runs, reading what collided."""
+    the checked path below runs, reading what collided.
+
+    ``assumed``: ``provider`` and ``placement`` are as an earlier request read them
+    (authentication.assumed_provider), not read by this one. Only that one-round-trip write
+    runs then, checking them as it writes (``_count_link``); anything else raises
+    ``StaleProvider`` with nothing written or read."""
+    one_round_trip = state["active"] and keys.available() and not connection.in_atomic_block
+    if assumed:
+        if not one_round_trip or state["manager"] or placement is None:
+            raise StaleProvider  # a read (the manager) must not precede the check
+        state = _validated(provider, state, None)
+        try:
+            with later.one_transaction():
+                unchanged = mapping.unchanged_condition(provider, placement)
+                return _insert_new(
+                    provider, state, placement, actor=actor, keyed=True, unchanged=unchanged
+                )
+        except DatabaseError:  # a collision, or the provider changed: nothing was written
+            raise StaleProvider from None
     state = _validated(provider, state, None)
     placement = placement or mapping.initial_placement(provider)
-    if state["active"] and keys.available() and not connection.in_atomic_block:
+    if one_round_trip:
         try:
             with later.one_transaction():
                 return _insert_new(provider, state, placement, actor=actor, keyed=True)
@@ -255,7 +289,13 @@ def create_user(
 
 
 def _insert_new(
-    provider: Provider, state: dict, placement: mapping.Placement, *, actor: Actor, keyed: bool
+    provider: Provider,
+    state: dict,
+    placement: mapping.Placement,
+    *,
+    actor: Actor,
+    keyed: bool,
+    unchanged: tuple[str, list] | None = None,
 ) -> ProviderUser:
     """The rows of a new user: the user, its link, roles, count and history. ``keyed``: the
     user's key taken ahead and every write queued (inside ``later.one_transaction``);
@@ -305,7 +345,7 @@ def _insert_new(
             )
     for role in roles:
         insert_later(User.roles.through(user_id=user.pk, role_id=role.pk))
-    _count_link(provider, +1)
+    _count_link(provider, +1, unchanged)
     changes = [
         (SyncChange.USER_ADDED, "userName", None, user.username),
         (SyncChange.ORGANIZATION_CHANGED, "organization", None, organization.label),

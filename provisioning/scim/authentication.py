@@ -11,6 +11,7 @@ import base64
 import binascii
 import hmac
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
@@ -20,7 +21,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.throttling import SimpleRateThrottle
 
-from identity.prepared import CompiledQuery
+from identity.prepared import CompiledQuery, PreparedColumns
 from provisioning import credentials
 from provisioning.mapping import provider_with_placement
 from provisioning.models import AuthType, Provider
@@ -59,6 +60,48 @@ def provider_by_slug(slug: str) -> Provider | None:
 _known: dict[str, tuple[int, str, str, str]] = {}
 
 
+# slug -> (the provider's column values, its placement) as a POST /Users of this process
+# last read and authenticated them: a later create presenting that same credential may
+# trust them instead of reading them first (PostgreSQL only), because its write checks
+# them (user_sync.create_user, ``assumed``).
+_assumable: dict[str, tuple[list, Any]] = {}
+
+
+def assumed_provider(view, slug: str):
+    """(provider, placement) as an earlier create read them, when the request presents the
+    credential they hold; else None. Nothing is read: the create's write checks them."""
+    entry = _assumable.get(slug)
+    if entry is None or connection.vendor != "postgresql":
+        return None
+    values, placement = entry
+    # An instance of its own per request (views set request_root on theirs).
+    provider = Provider.from_db(connection.alias, _provider_columns().attnames, list(values))
+    header = get_authorization_header(view.request)
+    if credential_error(*_credential(provider), header) is not None:
+        return None
+    return provider, placement
+
+
+def forget_assumed(view) -> None:
+    """Read the provider again for this request (and no later one trusts the old read)."""
+    _assumable.pop(view.kwargs.get("provider_slug", ""), None)
+    view.__dict__.pop("_provider_lookup", None)
+    view.provider_assumed = False
+
+
+_columns: list = []
+
+
+def _provider_columns() -> PreparedColumns:
+    if not _columns:
+        _columns.append(PreparedColumns(Provider))
+    return _columns[0]
+
+
+def _credential(provider: Provider) -> tuple[str, str, str]:
+    return provider.auth_type, provider.credential_username, provider.secret_digest
+
+
 def provider_for_request(view) -> Provider | None:
     """The provider the URL names, read once per request. A view that creates users
     (``placement_on_post``) gets, on POST, where they land with it: ``view.placement``.
@@ -72,11 +115,16 @@ def provider_for_request(view) -> Provider | None:
     if not hasattr(view, "_provider_lookup"):
         slug = view.kwargs.get("provider_slug", "")
         if getattr(view, "placement_on_post", False) and view.request.method == "POST":
-            view._provider_lookup, view.placement = provider_with_placement(slug)
+            assumed = assumed_provider(view, slug)
+            if assumed is not None:
+                (view._provider_lookup, view.placement), view.provider_assumed = assumed, True
+            else:
+                view._provider_lookup, view.placement = provider_with_placement(slug)
         else:
             view._provider_lookup = _provider_and_read_ahead(view, slug)
         if view._provider_lookup is None:
             _known.pop(slug, None)
+            _assumable.pop(slug, None)
     return view._provider_lookup
 
 
@@ -158,7 +206,7 @@ class ProviderCredentialAuthentication(BaseAuthentication):
             raise exceptions.NotAuthenticated("Authentication credentials were not provided.")
         if provider is None:
             raise exceptions.AuthenticationFailed("Invalid credentials for this SCIM base URL.")
-        credential = (provider.auth_type, provider.credential_username, provider.secret_digest)
+        credential = _credential(provider)
         slug = view.kwargs.get("provider_slug", "")
         remembered = _known.get(slug)
         if remembered is not None and remembered != (provider.pk, *credential):
@@ -166,10 +214,15 @@ class ProviderCredentialAuthentication(BaseAuthentication):
             # not make the server read ahead any more. (Only a stale entry goes: a wrong
             # credential cannot switch reading ahead off for the real identity provider.)
             _known.pop(slug, None)
+            _assumable.pop(slug, None)
         error = credential_error(*credential, header)
         if error is not None:
             raise error[0](error[1])
         _known[slug] = (provider.pk, *credential)
+        placement = getattr(view, "placement", None)
+        if placement is not None and not getattr(view, "provider_assumed", False):
+            columns = _provider_columns()
+            _assumable[slug] = ([getattr(provider, name) for name in columns.attnames], placement)
         view.provider = provider
         return ProviderPrincipal(provider), None
 

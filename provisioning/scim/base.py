@@ -20,7 +20,11 @@ from synclog.models import ActorKind
 from synclog.record import Actor
 
 from . import errors
-from .authentication import ProviderCredentialAuthentication, ProviderRateThrottle
+from .authentication import (
+    ProviderCredentialAuthentication,
+    ProviderRateThrottle,
+    forget_assumed,
+)
 from .schema import CORE_GROUP, CORE_USER, LIST_RESPONSE
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -115,6 +119,7 @@ class ScimView(APIView):
     # OPTIONS would answer DRF's metadata (view docstrings included): a SCIM 405 instead.
     metadata_class = None
     provider = None
+    provider_assumed = False  # authentication.assumed_provider
 
     @property
     def allowed_methods(self):
@@ -130,8 +135,19 @@ class ScimView(APIView):
         given = request.headers.get("X-Request-ID", "")
         request.scim_request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         super().initial(request, *args, **kwargs)
+        self._note_request_root()
+
+    def _note_request_root(self) -> None:
         if settings.GATEHOUSE_BASE_URL_FROM_REQUEST and self.provider is not None:
-            self.provider.request_root = f"{request.scheme}://{request.get_host()}"
+            self.provider.request_root = f"{self.request.scheme}://{self.request.get_host()}"
+
+    def authenticate_again(self) -> None:
+        """Read the provider and check the credential again, inside the handler (a view
+        that trusted an earlier request's read of the provider, ``provider_assumed``):
+        raises as authentication does."""
+        forget_assumed(self)
+        self.request._authenticate()  # DRF's: sets request.user, or raises 401
+        self._note_request_root()
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -282,14 +282,35 @@ class UsersView(UserResourceMixin, ScimView):
         return user_rows.rows_where_statement(provider_id, *equality)
 
     def post(self, request, provider_slug):
+        link = None
+        if self.provider_assumed:
+            # The provider as an earlier create read it (authentication.assumed_provider):
+            # the create's one write checks it. Anything else, an error included, is
+            # answered only after the provider is read and the credential checked again,
+            # as for any request: a secret regenerated since gets its 401 first.
+            try:
+                link = self._create(assumed=True)
+            except user_sync.StaleProvider:  # nothing written: created below
+                self.authenticate_again()
+            except Exception:  # the client's error (a 400), once its credential is checked
+                self.authenticate_again()
+                raise
+        if link is None:
+            link = self._create()
+        return self.respond(link, status=201)
+
+    def _create(self, *, assumed: bool = False):
         adapter = UserAdapter.from_resource(self.json_body())
         try:  # its own transaction (user_sync writes it in one round trip where it can)
-            link = user_sync.create_user(
-                self.provider, adapter.state, actor=self.actor, placement=self.placement
+            return user_sync.create_user(
+                self.provider,
+                adapter.state,
+                actor=self.actor,
+                placement=self.placement,
+                assumed=assumed,
             )
         except user_sync.ProvisioningError as exc:
             raise _provisioning_error(exc) from None
-        return self.respond(link, status=201)
 
 
 class UserDetailView(UserResourceMixin, ScimView):

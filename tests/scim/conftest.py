@@ -69,9 +69,15 @@ def _fresh_cache():
     starts with an empty cache (in production ids are never reused)."""
     from django.core.cache import cache
 
-    cache.clear()
+    from provisioning.scim import authentication
+
+    # Likewise what this process remembers of providers it authenticated (rolled-back tests
+    # reuse slugs): a stale entry would only cost a fallback, but tests count round trips.
+    for remembered in (cache, authentication._known, authentication._assumable):
+        remembered.clear()
     yield
-    cache.clear()
+    for remembered in (cache, authentication._known, authentication._assumable):
+        remembered.clear()
 
 
 @pytest.fixture

@@ -63,14 +63,79 @@ def statements_sent(scim, body) -> tuple[object, list[bool]]:
     return response, pipelined
 
 
-def test_a_create_is_one_read_then_one_pipeline(scim):
-    scim.post("/Users", new_user(1))  # the process's first create also takes a block of keys
+def test_a_first_create_is_one_read_then_one_pipeline(scim):
+    response, pipelined = statements_sent(scim, new_user(1))
+    assert response.status_code == 201, response.content
+    # The provider with the default placement (authentication), a block of keys, then every
+    # write in one go.
+    assert pipelined[0] is False
+    assert len(pipelined) > 6 and all(pipelined[-6:])
+
+
+def test_a_later_create_is_one_pipeline(scim):
+    scim.post("/Users", new_user(9101))  # the process reads the provider, takes keys once
+    response, pipelined = statements_sent(scim, new_user(9102))
+    assert response.status_code == 201, response.content
+    # The provider as the first create read it, checked by the write itself.
+    assert len(pipelined) > 4 and all(pipelined)
+    assert response.json()["id"] == str(ProviderUser.objects.get(external_id="ext-9102").scim_id)
+    assert same_rows(9101, 9102)
+    assert Provider.objects.get(pk=scim.provider.pk).user_count == 2
+
+
+def same_rows(a: int, b: int) -> bool:
+    """Whether users a and b (new_user numbers) were written alike, their numbers aside."""
+
+    def rows(n: int) -> str:
+        return repr(rows_of(f"user{n}@example.com")).replace(str(n), "N")
+
+    return rows(a) == rows(b)
+
+
+def test_a_secret_regenerated_since_the_last_create_is_refused(scim):
+    from provisioning.services import regenerate_credentials
+    from synclog.record import Actor
+
+    assert scim.post("/Users", new_user(1)).status_code == 201
+    regenerate_credentials(scim.provider, actor=Actor.system("test"))
+    for body in (new_user(2), "{not json", new_user(1)):  # a create, bad JSON, a collision
+        response = scim.post("/Users", body)
+        assert response.status_code == 401, response.content
+        assert response.json()["status"] == "401"
+    assert not User.objects.filter(username="user2@example.com").exists()
+    assert Provider.objects.get(pk=scim.provider.pk).user_count == 1
+
+
+def test_a_create_after_the_placement_changed_lands_where_it_now_says(scim):
+    from identity.models import Organization, Role
+
+    assert scim.post("/Users", new_user(1)).status_code == 201
+    role = Role.objects.create(name="Auditor")
+    Organization.objects.default().default_roles.add(role)
+    Provider.objects.filter(pk=scim.provider.pk).update(name="Okta renamed")
     response, pipelined = statements_sent(scim, new_user(2))
     assert response.status_code == 201, response.content
-    # The provider with the default placement (authentication), then every write in one go.
-    assert pipelined[0] is False
-    assert len(pipelined) > 4 and all(pipelined[1:])
-    assert response.json()["id"] == str(ProviderUser.objects.get(external_id="ext-2").scim_id)
+    user = User.objects.get(username="user2@example.com")
+    assert sorted(user.roles.values_list("name", flat=True)) == ["Auditor", "Desktop User"]
+    labels = set(
+        SyncLogEntry.objects.filter(user_id=user.pk).values_list("provider_label", flat=True)
+    )
+    assert labels == {"Okta renamed"}
+    assert Provider.objects.get(pk=scim.provider.pk).user_count == 2
+    # The write that found the placement changed wrote nothing; the create ran after a read.
+    assert not all(pipelined)
+
+
+def test_errors_of_a_create_trusting_an_earlier_read_are_the_usual_ones(scim, other_scim):
+    assert scim.post("/Users", new_user(1)).status_code == 201
+    assert other_scim.post("/Users", new_user(2)).status_code == 201
+    response = scim.post("/Users", "{not json")
+    assert (response.status_code, response.json()["scimType"]) == (400, "invalidSyntax")
+    response = scim.post("/Users", new_user(2, externalId="x"))
+    assert response.status_code == 409 and "another provider" in response.json()["detail"]
+    response = scim.post("/Users", new_user(3, externalId="ext-1"))
+    assert response.status_code == 409 and "externalId" in response.json()["detail"]
+    assert Provider.objects.get(pk=scim.provider.pk).user_count == 1
 
 
 def test_both_paths_write_the_same_rows(scim, monkeypatch):
