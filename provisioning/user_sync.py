@@ -419,7 +419,16 @@ def _apply(link: ProviderUser, state: dict, *, actor: Actor, adopting: bool = Fa
             # and nothing in the request reads it back. It goes with the batched tail.
             update_columns_later(user, **user_values)
         if link_values:  # externalId: its unique index may refuse it, here and now
-            update_columns(link, version=link.version + 1, **link_values)
+            try:
+                # _check_collisions looked first, but a concurrent write of the same
+                # externalId to another user can commit in between: the index decides.
+                with transaction.atomic():
+                    update_columns(link, version=link.version + 1, **link_values)
+            except IntegrityError:
+                raise ProvisioningError(
+                    f"externalId {state['external_id']!r} is already used by another user.",
+                    kind="conflict",
+                ) from None
         else:
             update_columns_later(link, version=link.version + 1)
         record.sync_changes(

@@ -177,39 +177,71 @@ def test_deleted_user_is_gone_only_from_that_provider(scim):
 def test_concurrent_duplicate_creates_yield_one_201_and_one_409(scim):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL's concurrent transactions")
-    barrier = threading.Barrier(2)
+    creates = [
+        ("POST", "/Users", new_user(1, userName=name, externalId=None))
+        for name in ("race@example.com", "RACE@example.com")
+    ]
+    assert at_once(scim, creates) == [201, 409]
+    assert User.objects.filter(username__iexact="race@example.com").count() == 1
+    assert ProviderUser.objects.filter(provider=scim.provider).count() == 1
+
+
+def at_once(scim, requests: list[tuple[str, str, dict]]) -> list[int]:
+    """The statuses of ``(method, path, body)`` requests sent by threads released together,
+    each with a connection of its own."""
+    from rest_framework.test import APIClient
+
+    barrier = threading.Barrier(len(requests))
     statuses: list[int] = []
     lock = threading.Lock()
 
-    def push(username: str):
-        from rest_framework.test import APIClient
-
+    def send(method: str, path: str, body: dict):
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {scim.secret}")
         barrier.wait()
         try:
-            r = client.generic(
-                "POST",
-                f"{scim.base}/Users",
-                json.dumps(new_user(1, userName=username, externalId=None)),
-                "application/scim+json",
-            )
+            r = client.generic(method, scim.base + path, json.dumps(body), "application/scim+json")
             with lock:
                 statuses.append(r.status_code)
         finally:
             connection.close()
 
-    threads = [
-        threading.Thread(target=push, args=(name,))
-        for name in ("race@example.com", "RACE@example.com")
-    ]
+    threads = [threading.Thread(target=send, args=request) for request in requests]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(statuses) == [201, 409]
-    assert User.objects.filter(username__iexact="race@example.com").count() == 1
-    assert ProviderUser.objects.filter(provider=scim.provider).count() == 1
+    return sorted(statuses)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_users_given_one_external_id_at_once_get_one_200_and_one_409(scim):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's concurrent transactions")
+    ids = [scim.post("/Users", new_user(n)).json()["id"] for n in (1, 2)]
+    for round_ in range(8):
+        value = f"shared-{round_}"
+        body = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "externalId", "value": value}],
+        }
+        assert at_once(scim, [("PATCH", f"/Users/{uid}", body) for uid in ids]) == [200, 409]
+        assert ProviderUser.objects.filter(external_id=value).count() == 1
+
+
+def test_an_external_id_taken_between_the_check_and_the_write_is_409(scim, monkeypatch):
+    # What a concurrent write does to the check: it sees nothing, the unique index refuses.
+    from provisioning import user_sync
+
+    ids = [scim.post("/Users", new_user(n)).json()["id"] for n in (1, 2)]
+    monkeypatch.setattr(user_sync, "_check_collisions", lambda *args: None)
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "externalId", "value": "ext-1"}],
+    }
+    r = scim.patch(f"/Users/{ids[1]}", body)
+    assert (r.status_code, r.json()["scimType"]) == (409, "uniqueness"), r.content
+    assert "externalId" in r.json()["detail"]
 
 
 def test_a_removed_user_can_be_taken_back_only_by_the_provider_that_removed_it(scim, other_scim):
