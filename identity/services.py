@@ -71,7 +71,7 @@ def _locked(user: User, *, locked: bool = False) -> User:
     together), so it is not fetched a second time."""
     if locked:
         return user
-    return User.objects.select_for_update().get(pk=user.pk)
+    return User.objects.select_for_update(no_key=True).get(pk=user.pk)  # selectors.py
 
 
 _OPEN_DEACTIVATION = CompiledQuery(

@@ -98,7 +98,12 @@ def _link_with_user(for_update: bool) -> tuple[str, PreparedColumns, PreparedCol
             f"AND {quote(links.table)}.{quote('scim_id')} = %s"
         )
         if for_update and connection.features.has_select_for_update:
-            sql += " FOR UPDATE"  # every row of the join: the link and its user
+            # Every row of the join: the link and its user. NO KEY UPDATE, as PostgreSQL's
+            # own UPDATE locks: a foreign-key check on the user (another user's manager set
+            # to it, a group membership added) takes KEY SHARE, which plain FOR UPDATE
+            # blocks. Two users made each other's manager at once deadlocked on it.
+            no_key = connection.features.has_select_for_no_key_update
+            sql += " FOR NO KEY UPDATE" if no_key else " FOR UPDATE"
         _LINK_WITH_USER[for_update] = (sql, links, users)
     return _LINK_WITH_USER[for_update]
 

@@ -210,7 +210,7 @@ def _check_collisions(provider: Provider, state: dict, link: ProviderUser | None
 
 def _take_back(provider: Provider, user: User, state: dict, *, actor: Actor) -> ProviderUser:
     """A user this provider removed, pushed again: linked back, then updated as pushed."""
-    user = User.objects.select_for_update().get(pk=user.pk)
+    user = User.objects.select_for_update(no_key=True).get(pk=user.pk)
     RemovedProviderUser.objects.filter(user=user).delete()
     # Its removal took it out of the provider's groups; a membership that a group PATCH
     # resolving the user just before that removal committed afterwards would otherwise come
@@ -481,7 +481,7 @@ def _restate_reports(provider: Provider, manager: User) -> None:
 def remove_user(link: ProviderUser, *, actor: Actor) -> None:
     """DELETE /Users/<id>: block now, schedule the deactivation, and take the user out of
     the provider's view (GET → 404). The person stays, for legal hold and audit."""
-    user = User.objects.select_for_update().get(pk=link.user_id)
+    user = User.objects.select_for_update(no_key=True).get(pk=link.user_id)
     if user.status != UserStatus.DEACTIVATED:
         identity_services.deprovision(
             user, actor=actor, delay=link.provider.deactivation_delay, locked=True
@@ -489,15 +489,23 @@ def remove_user(link: ProviderUser, *, actor: Actor) -> None:
     # Out of the provider's view means out of its groups too: a user pushed again later
     # must not silently be a member again.
     memberships = GroupMembership.objects.filter(user=user, group__provider=link.provider)
-    for group_name in memberships.values_list("group__display_name", flat=True).order_by("id"):
+    found = list(memberships.values_list("group_id", "group__display_name").order_by("id"))
+    for _, group_name in found:
         record.sync_change(
             actor=actor, user_id=user.pk, user_label=user.username,
             change=SyncChange.GROUP_MEMBERSHIP_CHANGED, attribute="groups", old=group_name,
         )  # fmt: skip
-    # The groups changed: bump their versions so a cached ETag (If-None-Match) goes stale.
-    ScimGroup.objects.filter(id__in=memberships.values("group_id")).update(
-        version=F("version") + 1, updated_at=timezone.now()
-    )
+    if found:
+        # The groups changed: bump their versions so a cached ETag (If-None-Match) goes
+        # stale. Locked first in id order: two removals of users sharing groups updated
+        # them in the order the plan met them, which rows updated meanwhile reshuffle, and
+        # deadlocked.
+        group_ids = sorted({group_id for group_id, _ in found})
+        locked = ScimGroup.objects.filter(id__in=group_ids).order_by("id")
+        list(locked.select_for_update(no_key=True).values_list("id", flat=True))
+        ScimGroup.objects.filter(id__in=group_ids).update(
+            version=F("version") + 1, updated_at=timezone.now()
+        )
     memberships.delete()
     link.delete()
     _restate_reports(link.provider, user)  # their manager no longer shows
