@@ -47,6 +47,10 @@ class Provider(models.Model):
     # (provisioning/scim/views.py), and ``user_removals`` tells when list positions shifted.
     user_count = models.PositiveIntegerField(default=0, editable=False)
     user_removals = models.PositiveIntegerField(default=0, editable=False)
+    # The extension URN this provider sends the organization attribute (c42OrgName) in, when
+    # it is an admin's own namespace (Okta's, PingOne's): answers carry it there, where the
+    # IdP reads it back. Empty: Gatehouse's own extension.
+    org_attribute_schema = models.CharField(max_length=300, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

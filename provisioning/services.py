@@ -124,3 +124,13 @@ def delete_provider(provider: Provider, *, actor: Actor) -> None:
     name = provider.name
     provider.delete()
     record.audit(actor=actor, action="provider_deleted", target_label=name)
+
+
+def note_org_attribute_schema(provider: Provider, urn: str) -> None:
+    """The extension URN ``provider`` sends the organization attribute in (an admin's own
+    namespace): SCIM answers carry the attribute there from now on. Not an administrator's
+    change: no audit row, ``updated_at`` kept."""
+    if len(urn) > Provider._meta.get_field("org_attribute_schema").max_length:
+        return  # a URN that long names no namespace an IdP uses: answers keep Gatehouse's
+    Provider.objects.filter(pk=provider.pk).update(org_attribute_schema=urn)
+    provider.org_attribute_schema = urn

@@ -244,7 +244,9 @@ def etag_of(version: int, groups: list[tuple[str, str]]) -> str:
     return f'W/"{version}.{hashlib.blake2b(listed.encode(), digest_size=6).hexdigest()}"'
 
 
-def resource_from_row(row: dict[str, Any], base_url: str, groups: list | None) -> dict:
+def resource_from_row(
+    row: dict[str, Any], base_url: str, groups: list | None, *, org_schema: str = GATEHOUSE_USER
+) -> dict:
     """The SCIM representation of a provisioned user. Empty attributes are left out
     (RFC 7643 §2.5: unassigned and null are equivalent)."""
     scim_id = row["scim_id"]
@@ -303,8 +305,9 @@ def resource_from_row(row: dict[str, Any], base_url: str, groups: list | None) -
         resource[ENTERPRISE_USER] = enterprise
         schemas.append(ENTERPRISE_USER)
     if row["org_attribute"]:
-        resource[GATEHOUSE_USER] = {ORG_ATTRIBUTE: row["org_attribute"]}
-        schemas.append(GATEHOUSE_USER)
+        # In the extension the provider sends it in (Provider.org_attribute_schema).
+        resource[org_schema] = {ORG_ATTRIBUTE: row["org_attribute"]}
+        schemas.append(org_schema)
     if groups is not None:
         resource["groups"] = groups
     resource["meta"] = {

@@ -151,6 +151,9 @@ class UserAdapter(SCIMMixin):
         super().__init__(obj=None)
         self.state = dict(state or EMPTY_STATE)
         self.scim_id = scim_id  # of the user a PATCH changes
+        # The admin's own extension URN the organization attribute came in, if it did
+        # (Provider.org_attribute_schema).
+        self.org_attribute_schema: str | None = None
 
     # --- setting one attribute ------------------------------------------------------------
     def set_field(self, field: str, value: Any) -> None:
@@ -190,6 +193,9 @@ class UserAdapter(SCIMMixin):
         field = field_for_path(attribute, sub, uri)
         if field is None:
             raise errors.InvalidPath(f"Unknown attribute path {_dotted(attribute, sub, uri)!r}.")
+        if field == "org_attribute" and uri is not None:
+            # An admin's own namespace, or Gatehouse's ("") again.
+            self.org_attribute_schema = uri if _other_extension(uri) else ""
         if field != IGNORED:
             self.set_field(field, value)
 

@@ -16,7 +16,7 @@ from django.db.models import Case, F, Value, When
 from django.db.models.functions import Upper
 from rest_framework.response import Response
 
-from provisioning import user_sync
+from provisioning import services, user_sync
 from provisioning.models import ProviderUser
 from provisioning.selectors import (
     link_by_scim_id_statement,
@@ -38,6 +38,7 @@ from .base import (
     use_search_body,
     without_body,
 )
+from .schema import GATEHOUSE_USER
 from .users import UserAdapter, etag, state_of
 
 # --- discovery ------------------------------------------------------------------------------
@@ -185,8 +186,11 @@ def page_of(queryset, request, attributes: dict, *, total=None, anchors="", keys
 class UserResourceMixin:
     def render_rows(self, rows: list[dict]) -> list[dict]:
         base = self.provider.base_url
+        org_schema = self.provider.org_attribute_schema or GATEHOUSE_USER
         resources = [
-            user_rows.resource_from_row(row, base, user_rows.group_refs(row["groups"], base))
+            user_rows.resource_from_row(
+                row, base, user_rows.group_refs(row["groups"], base), org_schema=org_schema
+            )
             for row in rows
         ]
         params = self.request.query_params
@@ -216,6 +220,13 @@ class UserResourceMixin:
         if link is None:
             raise errors.NotFound(f"User {scim_id!r} not found.")
         return link
+
+    def note_org_attribute_schema(self, adapter: UserAdapter) -> None:
+        """After a write: the admin's own namespace its organization attribute came in, kept
+        for the answers (Provider.org_attribute_schema) when it is new."""
+        urn = adapter.org_attribute_schema
+        if urn is not None and urn != self.provider.org_attribute_schema:
+            services.note_org_attribute_schema(self.provider, urn)
 
     def respond(self, link: ProviderUser, status: int = 200) -> Response:
         """Answer with the user as saved (or read): the instances are the row, and its groups
@@ -302,7 +313,7 @@ class UsersView(UserResourceMixin, ScimView):
     def _create(self, *, assumed: bool = False):
         adapter = UserAdapter.from_resource(self.json_body())
         try:  # its own transaction (user_sync writes it in one round trip where it can)
-            return user_sync.create_user(
+            link = user_sync.create_user(
                 self.provider,
                 adapter.state,
                 actor=self.actor,
@@ -311,6 +322,8 @@ class UsersView(UserResourceMixin, ScimView):
             )
         except user_sync.ProvisioningError as exc:
             raise _provisioning_error(exc) from None
+        self.note_org_attribute_schema(adapter)
+        return link
 
 
 class UserDetailView(UserResourceMixin, ScimView):
@@ -340,6 +353,7 @@ class UserDetailView(UserResourceMixin, ScimView):
                 link = user_sync.update_user(link, adapter.state, actor=self.actor)
         except user_sync.ProvisioningError as exc:
             raise _provisioning_error(exc) from None
+        self.note_org_attribute_schema(adapter)
         return self.respond(link)
 
     def patch(self, request, provider_slug, scim_id):
@@ -353,6 +367,7 @@ class UserDetailView(UserResourceMixin, ScimView):
                 link = user_sync.update_user(link, adapter.state, actor=self.actor)
         except user_sync.ProvisioningError as exc:
             raise _provisioning_error(exc) from None
+        self.note_org_attribute_schema(adapter)
         return self.respond(link)
 
     def delete(self, request, provider_slug, scim_id):

@@ -8,6 +8,7 @@ import pytest
 from identity.models import DeactivationState, PendingDeactivation, User, UserStatus
 from synclog.models import AuditLogEntry, SyncChange, SyncLogEntry
 from tests.scim.conftest import (
+    GATEHOUSE_URN,
     LIST_URN,
     assert_scim_error,
     created,
@@ -60,6 +61,35 @@ def test_okta_custom_attribute_namespace_named_by_the_admin_keeps_org(scim):
     body["urn:ietf:params:scim:schemas:extension:acme:2.0:User"] = {**block, "costCode": "7"}
     user = created(scim, body)
     assert user.provider_link.org_attribute == "Sales"
+
+
+def test_okta_custom_namespace_carries_the_org_attribute_back(scim):
+    # Okta reads an app's custom attribute back from the namespace it sends it in.
+    acme = "urn:ietf:params:scim:schemas:extension:acme:2.0:User"
+    body = payload("okta/create_user_custom_extension")
+    body[acme] = body.pop(GATEHOUSE_URN)
+    r = scim.post("/Users", body)
+    assert r.status_code == 201, r.content
+    uid = r.json()["id"]
+    for resource in (
+        r.json(),
+        scim.get(f"/Users/{uid}").json(),
+        scim.get("/Users").json()["Resources"][0],
+    ):
+        assert resource[acme] == {"c42OrgName": "Sales"}
+        assert acme in resource["schemas"] and GATEHOUSE_URN not in resource
+    only = scim.get(f"/Users/{uid}", data={"attributes": f"{acme}:c42OrgName"}).json()
+    assert only[acme] == {"c42OrgName": "Sales"} and "userName" not in only
+    # A PATCH by path in that namespace changes it; Gatehouse's own URN takes it back.
+    r = scim.patch(
+        f"/Users/{uid}", patch_ops({"op": "replace", "path": f"{acme}:c42OrgName", "value": "Ops"})
+    )
+    assert r.json()[acme] == {"c42OrgName": "Ops"}
+    r = scim.patch(
+        f"/Users/{uid}",
+        patch_ops({"op": "replace", "path": f"{GATEHOUSE_URN}:c42OrgName", "value": "Eng"}),
+    )
+    assert r.json()[GATEHOUSE_URN] == {"c42OrgName": "Eng"} and acme not in r.json()
 
 
 def test_okta_filter_before_create_then_create(scim):
@@ -377,8 +407,7 @@ def test_onelogin_s_enterprise_extension_named_with_a_version(scim, version):
     body = new_user(2, **{"urn:scim:schemas:extension:acme:2.0": {"c42OrgName": "Acme"}})
     r = scim.post("/Users", body)
     assert r.status_code == 201, r.content
-    gatehouse = "urn:ietf:params:scim:schemas:extension:gatehouse:2.0:User"
-    assert r.json()[gatehouse] == {"c42OrgName": "Acme"}
+    assert r.json()["urn:scim:schemas:extension:acme:2.0"] == {"c42OrgName": "Acme"}
 
 
 def test_onelogin_s_enterprise_urn_in_patch_paths(scim):
