@@ -138,7 +138,15 @@ def _count_link(provider: Provider, delta: int, unchanged: tuple[str, list] | No
 class StaleProvider(Exception):
     """A create trusting a provider read by an earlier request (``assumed``) could not be
     made as the one write that checks it: nothing was written; read the provider and check
-    the credential, then create as usual."""
+    the credential, then create as usual. ``stale``: the check found the provider changed
+    (otherwise the create needed more than that write: a manager, a collision...)."""
+
+    def __init__(self, *, stale: bool = False):
+        super().__init__("stale provider" if stale else "not a one-write create")
+        self.stale = stale
+
+
+_DIVISION_BY_ZERO = "22012"  # SQLSTATE: _count_link's check failed
 
 
 def _uuid_or_none(value: str):
@@ -274,8 +282,9 @@ def create_user(
                 return _insert_new(
                     provider, state, placement, actor=actor, keyed=True, unchanged=unchanged
                 )
-        except DatabaseError:  # a collision, or the provider changed: nothing was written
-            raise StaleProvider from None
+        except DatabaseError as exc:  # a collision, or the provider changed: nothing written
+            stale = getattr(exc.__cause__, "sqlstate", None) == _DIVISION_BY_ZERO
+            raise StaleProvider(stale=stale) from None
     state = _validated(provider, state, None)
     placement = placement or mapping.initial_placement(provider)
     if one_round_trip:
@@ -418,7 +427,7 @@ def _apply(link: ProviderUser, state: dict, *, actor: Actor, adopting: bool = Fa
             # No unique column changes and values are validated: nothing can refuse the row,
             # and nothing in the request reads it back. It goes with the batched tail.
             update_columns_later(user, **user_values)
-        if link_values:  # externalId: its unique index may refuse it, here and now
+        if "external_id" in link_values:  # its unique index may refuse it, here and now
             try:
                 # _check_collisions looked first, but a concurrent write of the same
                 # externalId to another user can commit in between: the index decides.
@@ -429,8 +438,8 @@ def _apply(link: ProviderUser, state: dict, *, actor: Actor, adopting: bool = Fa
                     f"externalId {state['external_id']!r} is already used by another user.",
                     kind="conflict",
                 ) from None
-        else:
-            update_columns_later(link, version=link.version + 1)
+        else:  # nothing there can refuse the row
+            update_columns_later(link, version=link.version + 1, **link_values)
         record.sync_changes(
             actor=actor,
             user_id=user.pk,

@@ -82,11 +82,15 @@ def assumed_provider(view, slug: str):
     return provider, placement
 
 
-def forget_assumed(view) -> None:
-    """Read the provider again for this request (and no later one trusts the old read)."""
-    _assumable.pop(view.kwargs.get("provider_slug", ""), None)
+def forget_assumed(view, *, stale: bool) -> None:
+    """Read the provider again for this request, from the database whatever another thread
+    remembers meanwhile. ``stale``: the provider changed since it was remembered, so no
+    later request trusts that read either."""
+    if stale:
+        _assumable.pop(view.kwargs.get("provider_slug", ""), None)
     view.__dict__.pop("_provider_lookup", None)
     view.provider_assumed = False
+    view.provider_read_required = True
 
 
 _columns: list = []
@@ -115,7 +119,9 @@ def provider_for_request(view) -> Provider | None:
     if not hasattr(view, "_provider_lookup"):
         slug = view.kwargs.get("provider_slug", "")
         if getattr(view, "placement_on_post", False) and view.request.method == "POST":
-            assumed = assumed_provider(view, slug)
+            assumed = None
+            if not getattr(view, "provider_read_required", False):
+                assumed = assumed_provider(view, slug)
             if assumed is not None:
                 (view._provider_lookup, view.placement), view.provider_assumed = assumed, True
             else:

@@ -120,6 +120,7 @@ class ScimView(APIView):
     metadata_class = None
     provider = None
     provider_assumed = False  # authentication.assumed_provider
+    provider_read_required = False  # authentication.forget_assumed
 
     @property
     def allowed_methods(self):
@@ -141,13 +142,20 @@ class ScimView(APIView):
         if settings.GATEHOUSE_BASE_URL_FROM_REQUEST and self.provider is not None:
             self.provider.request_root = f"{self.request.scheme}://{self.request.get_host()}"
 
-    def authenticate_again(self) -> None:
-        """Read the provider and check the credential again, inside the handler (a view
-        that trusted an earlier request's read of the provider, ``provider_assumed``):
-        raises as authentication does."""
-        forget_assumed(self)
+    def authenticate_again(self, *, stale: bool) -> None:
+        """Read the provider and check the credential again (a view that trusted an earlier
+        request's read of the provider, ``provider_assumed``): raises as authentication
+        does. ``stale``: that read proved out of date."""
+        forget_assumed(self, stale=stale)
         self.request._authenticate()  # DRF's: sets request.user, or raises 401
         self._note_request_root()
+
+    def throttled(self, request, wait):
+        if self.provider_assumed:
+            # The credential checked against the database before the 429: a regenerated
+            # secret gets its 401.
+            self.authenticate_again(stale=False)
+        super().throttled(request, wait)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -315,8 +315,11 @@ class UserAdapter(SCIMMixin):
         if _other_extension(uri) and field_for_path(attribute, sub, uri) is None:
             # An attribute of an admin's own namespace (Entra's "CustomExtensionName", as a
             # path or as a key of a path-less value): accepted and not kept, as in a POST or
-            # a PUT. A whole namespace object still brings its c42OrgName.
-            if op != "remove" and sub is None and isinstance(value, dict):
+            # a PUT. The whole namespace still brings its c42OrgName, and takes it away.
+            if op == "remove" or value is None:
+                if _WHOLE_NAMESPACE.search(path):
+                    self.clear_field("org_attribute")
+            elif sub is None and isinstance(value, dict):
                 self.set_extension(path.strip(), value)
             return
         self._check_mutable(op, attribute, uri, value)
@@ -408,15 +411,21 @@ def _split_key(key: str) -> tuple[str, str | None, str | None]:
 
 
 def _other_extension(uri: str | None) -> bool:
-    """Whether a schema URI names an extension Gatehouse does not know."""
+    """Whether a schema URI names an extension Gatehouse does not know: an admin's own
+    namespace. Never one under SCIM's core or message URNs, nor the start of a schema URN
+    Gatehouse knows (``…:core:2.0`` is how the whole core schema's path parses)."""
     if uri is None:
         return False
     lowered = uri.lower()
-    return (
-        lowered.startswith("urn:")
-        and lowered not in _SCHEMA_URNS
-        and lowered not in _ENTERPRISE_ALIASES
-    )
+    if not lowered.startswith("urn:") or lowered.startswith(_SCIM_OWN):
+        return False
+    return not any(known.startswith(lowered) for known in (*_SCHEMA_URNS, *_ENTERPRISE_ALIASES))
+
+
+_SCIM_OWN = ("urn:ietf:params:scim:schemas:core:", "urn:ietf:params:scim:api:")
+# A path naming a whole namespace, not one of its attributes: "…:acme:2.0:User", or
+# OneLogin's "…:acme:2.0".
+_WHOLE_NAMESPACE = re.compile(r"(?::user|:\d+(?:\.\d+)*)\s*$", re.IGNORECASE)
 
 
 def _is_custom_extension(key: Any, value: Any) -> bool:

@@ -301,10 +301,10 @@ class UsersView(UserResourceMixin, ScimView):
             # as for any request: a secret regenerated since gets its 401 first.
             try:
                 link = self._create(assumed=True)
-            except user_sync.StaleProvider:  # nothing written: created below
-                self.authenticate_again()
+            except user_sync.StaleProvider as exc:  # nothing written: created below
+                self.authenticate_again(stale=exc.stale)
             except Exception:  # the client's error (a 400), once its credential is checked
-                self.authenticate_again()
+                self.authenticate_again(stale=False)
                 raise
         if link is None:
             link = self._create()

@@ -299,12 +299,26 @@ def test_entra_flat_custom_extension_keys_in_a_value_keep_only_the_org_attribute
     assert "Bay 7" not in r.content.decode()
 
 
+def test_removing_a_whole_custom_namespace_clears_its_org_attribute(scim):
+    acme = "urn:ietf:params:scim:schemas:extension:acme:2.0:User"
+    user = created(scim, new_user(1, **{acme: {"c42OrgName": "Sales"}}))
+    r = scim.patch(
+        f"/Users/{user.provider_link.scim_id}", patch_ops({"op": "remove", "path": acme})
+    )
+    assert r.status_code == 200, r.content
+    user.provider_link.refresh_from_db()
+    assert user.provider_link.org_attribute == ""
+
+
 def test_unknown_attribute_of_a_known_schema_is_still_refused(other_scim):
     user = created(other_scim, payload("entra/create_user"))
     before = snapshot()
     for path in (
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:departmnt",
         "urn:ietf:params:scim:schemas:core:2.0:User:nickNam",
+        "urn:ietf:params:scim:schemas:core:2.0:User",  # the whole core schema: not a path
+        "urn:ietf:params:scim:schemas:core:2.0:Group:displayName",
+        "urn:ietf:params:scim:schemas:core:2.0:Usr:title",
     ):
         r = other_scim.patch(
             f"/Users/{user.provider_link.scim_id}",

@@ -382,3 +382,48 @@ def test_a_regenerated_secret_stops_the_old_one_reading_ahead(scim):
     with connection.execute_wrapper(spy):
         assert scim.get(path).status_code == 401
     assert len(statements) == 1  # the provider only
+
+
+def test_a_forced_read_ignores_what_another_thread_remembered_meanwhile(scim, monkeypatch):
+    from provisioning.scim import authentication, base
+    from provisioning.services import regenerate_credentials
+    from synclog.record import Actor
+
+    assert scim.post("/Users", new_user(1)).status_code == 201
+    remembered = dict(authentication._assumable)
+    regenerate_credentials(scim.provider, actor=Actor.system("test"))
+    forget = base.forget_assumed
+
+    def racing(view, *, stale):  # a create of another thread remembers the old read again
+        forget(view, stale=stale)
+        authentication._assumable.update(remembered)
+
+    monkeypatch.setattr(base, "forget_assumed", racing)
+    response = scim.post("/Users", new_user(2))
+    assert response.status_code == 401, response.content
+    assert not User.objects.filter(username="user2@example.com").exists()
+
+
+def test_a_throttled_create_with_a_regenerated_secret_is_401(scim, settings):
+    from provisioning.services import regenerate_credentials
+    from synclog.record import Actor
+
+    settings.GATEHOUSE_SCIM_RATE_LIMIT = "1/m"
+    assert scim.post("/Users", new_user(1)).status_code == 201
+    regenerate_credentials(scim.provider, actor=Actor.system("test"))
+    assert scim.post("/Users", new_user(2)).status_code == 401
+
+
+def test_only_a_changed_provider_is_forgotten(scim):
+    from provisioning.scim import authentication
+
+    boss = scim.post("/Users", new_user(1)).json()["id"]
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    with_manager = new_user(2, **{enterprise: {"manager": {"value": boss}}})
+    assert scim.post("/Users", with_manager).status_code == 201  # more than the one write
+    assert scim.provider.slug in authentication._assumable
+    assert scim.post("/Users", new_user(2)).status_code == 409  # a collision
+    assert scim.provider.slug in authentication._assumable
+    Provider.objects.filter(pk=scim.provider.pk).update(name="Renamed")
+    assert scim.post("/Users", new_user(3)).status_code == 201
+    assert authentication._assumable[scim.provider.slug][0][1] == "Renamed"  # read again
