@@ -123,10 +123,27 @@ def sent_together(*statements: tuple[str, list]):
         # dropped (its health check), so the pipeline runs on the one it opened.
         cursors = [stack.enter_context(connection.cursor()) for _ in statements]
         if connection.vendor == "postgresql":
-            with connection.wrap_database_errors, connection.connection.pipeline():
-                for cursor, statement in zip(cursors, statements, strict=True):
-                    cursor.execute(*statement)
+            try:
+                with connection.wrap_database_errors, connection.connection.pipeline():
+                    for cursor, statement in zip(cursors, statements, strict=True):
+                        cursor.execute(*statement)
+            except Exception:
+                _after_failed_pipeline()
+                raise
         else:
             for cursor, statement in zip(cursors, statements, strict=True):
                 cursor.execute(*statement)
         yield cursors
+
+
+def _after_failed_pipeline() -> None:
+    """A pipeline that failed outside a transaction (autocommit) may leave psycopg sure it
+    prepared a statement the server never prepared (its PREPARE came after the failure), and
+    no ROLLBACK follows to clear that (synclog/later.py): the connection goes, a new one
+    starts clean. Inside a transaction, its rollback (psycopg's) clears it."""
+    pg = connection.connection
+    if pg is not None and pg.info.transaction_status == _IDLE:
+        connection.close()
+
+
+_IDLE = 0  # psycopg.pq.TransactionStatus

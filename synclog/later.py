@@ -138,7 +138,12 @@ def _roll_back_after_failure() -> None:
         return  # the server drops an open transaction with the connection
     if pg.info.transaction_status in (_INTRANS, _INERROR):
         try:
-            pg.execute("ROLLBACK", prepare=False)
+            # psycopg's rollback(), not a ROLLBACK statement: it also forgets which
+            # statements it prepared. A statement a pipeline was preparing when an earlier
+            # one failed is marked prepared though the server never ran its PREPARE; only
+            # the first ROLLBACK statement of a connection cleared that state, and the next
+            # create on it failed with "prepared statement _pg3_4 does not exist".
+            pg.rollback()
         except Exception:
             connection.close()
 

@@ -427,3 +427,44 @@ def test_only_a_changed_provider_is_forgotten(scim):
     Provider.objects.filter(pk=scim.provider.pk).update(name="Renamed")
     assert scim.post("/Users", new_user(3)).status_code == 201
     assert authentication._assumable[scim.provider.slug][0][1] == "Renamed"  # read again
+
+
+def test_creates_after_failed_pipelines_never_meet_a_statement_psycopg_thinks_prepared(scim):
+    # A trusted create that finds the provider changed fails its pipeline part way; a
+    # statement being prepared behind the failure was marked prepared by psycopg, and the
+    # next create on that connection failed with "prepared statement ... does not exist"
+    # (a concurrency probe: 28 answers of 500 after "scim_provider set").
+    from datetime import timedelta
+
+    from provisioning.services import set_deactivation_delay
+    from synclog.record import Actor
+
+    n = iter(range(1, 1000))
+
+    def change():
+        provider = Provider.objects.get(pk=scim.provider.pk)
+        delay = timedelta(minutes=10 + next(n))
+        set_deactivation_delay(provider, delay=delay, actor=Actor.system("test"))
+
+    statuses = []
+    for before in range(6):  # where psycopg's 5th execution (it prepares then) falls
+        connection.close()
+        statuses.append(scim.post("/Users", new_user(next(n))).status_code)
+        change()
+        statuses.append(scim.post("/Users", new_user(next(n))).status_code)
+        statuses += [scim.post("/Users", new_user(next(n))).status_code for _ in range(before)]
+        change()
+        statuses += [scim.post("/Users", new_user(next(n))).status_code for _ in range(3)]
+    assert set(statuses) == {201}
+
+
+def test_a_failed_pipeline_outside_a_transaction_drops_its_connection():
+    from django.db import DatabaseError
+
+    from identity.prepared import sent_together
+
+    connection.ensure_connection()
+    with pytest.raises(DatabaseError), sent_together(("SELECT 1 / 0", []), ("SELECT 1", [])):
+        pass
+    assert connection.connection is None  # the next statement starts on a clean one
+    assert User.objects.count() >= 0
