@@ -121,6 +121,10 @@ def set_deactivation_delay(provider: Provider, *, delay: timedelta, actor: Actor
 @transaction.atomic(durable=True)
 def delete_provider(provider: Provider, *, actor: Actor) -> None:
     """Removes the provider, its groups and its links; the users it provisioned stay."""
+    # Locked first (FOR UPDATE, which a new link's foreign-key check waits for): a create
+    # committing meanwhile left a link the delete had not collected, and the delete failed
+    # at COMMIT while creates went on. Now such a create fails instead (its view says 401).
+    provider = Provider.objects.select_for_update().get(pk=provider.pk)
     name = provider.name
     provider.delete()
     record.audit(actor=actor, action="provider_deleted", target_label=name)

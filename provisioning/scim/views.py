@@ -12,6 +12,7 @@ from contextlib import nullcontext
 
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet, FieldError, ValidationError
+from django.db import IntegrityError
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Upper
 from rest_framework.response import Response
@@ -307,7 +308,13 @@ class UsersView(UserResourceMixin, ScimView):
                 self.authenticate_again(stale=False)
                 raise
         if link is None:
-            link = self._create()
+            try:
+                link = self._create()
+            except IntegrityError:
+                # The provider deleted while this create was written: its link's foreign
+                # key failed at COMMIT. Authentication says so (401).
+                self.authenticate_again(stale=True)
+                raise
         return self.respond(link, status=201)
 
     def _create(self, *, assumed: bool = False):

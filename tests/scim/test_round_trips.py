@@ -468,3 +468,20 @@ def test_a_failed_pipeline_outside_a_transaction_drops_its_connection():
         pass
     assert connection.connection is None  # the next statement starts on a clean one
     assert User.objects.count() >= 0
+
+
+def test_a_create_whose_provider_is_deleted_meanwhile_is_401(scim, monkeypatch):
+    from provisioning import services, user_sync
+    from provisioning.scim import views
+    from synclog.record import Actor
+
+    create = user_sync.create_user
+
+    def deleted_first(provider, *args, **kwargs):  # the console deletes it meanwhile
+        services.delete_provider(provider, actor=Actor.system("test"))
+        return create(provider, *args, **kwargs)
+
+    monkeypatch.setattr(views.user_sync, "create_user", deleted_first)
+    response = scim.post("/Users", new_user(1))
+    assert response.status_code == 401, response.content
+    assert not User.objects.filter(username="user1@example.com").exists()
