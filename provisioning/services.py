@@ -5,10 +5,11 @@ Each function is one transaction that also writes its audit-log row.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -17,7 +18,9 @@ from synclog import record
 from synclog.record import Actor
 
 from . import credentials
-from .models import AuthType, Provider
+from .models import AuthType, Provider, ProviderUser, RemovedProviderUser, ScimGroup
+
+logger = logging.getLogger("gatehouse.scim")
 
 
 class ProviderError(ValueError):
@@ -121,10 +124,18 @@ def set_deactivation_delay(provider: Provider, *, delay: timedelta, actor: Actor
 @transaction.atomic(durable=True)
 def delete_provider(provider: Provider, *, actor: Actor) -> None:
     """Removes the provider, its groups and its links; the users it provisioned stay."""
-    # Locked first (FOR UPDATE, which a new link's foreign-key check waits for): a create
-    # committing meanwhile left a link the delete had not collected, and the delete failed
-    # at COMMIT while creates went on. Now such a create fails instead (its view says 401).
-    provider = Provider.objects.select_for_update().get(pk=provider.pk)
+    # Locked before it is deleted (FOR UPDATE, which a new link's foreign-key check waits
+    # for): a create committing meanwhile left a link the delete had not collected, and the
+    # delete failed at COMMIT while creates went on. Now such a create fails instead (its
+    # view says 401). Its rows first, in the order SCIM writes lock them (a link, its
+    # groups, the removal record, the provider's counters last): the provider row first
+    # deadlocked with a SCIM DELETE in flight.
+    for model in (ProviderUser, ScimGroup, RemovedProviderUser):
+        rows = model.objects.filter(provider=provider).order_by("pk").select_for_update()
+        list(rows.values_list("pk", flat=True))
+    provider = Provider.objects.select_for_update().filter(pk=provider.pk).first()
+    if provider is None:
+        raise ProviderError("That provider was deleted already.")
     name = provider.name
     provider.delete()
     record.audit(actor=actor, action="provider_deleted", target_label=name)
@@ -135,6 +146,12 @@ def note_org_attribute_schema(provider: Provider, urn: str) -> None:
     namespace): SCIM answers carry the attribute there from now on. Not an administrator's
     change: no audit row, ``updated_at`` kept."""
     if len(urn) > Provider._meta.get_field("org_attribute_schema").max_length:
-        return  # a URN that long names no namespace an IdP uses: answers keep Gatehouse's
-    Provider.objects.filter(pk=provider.pk).update(org_attribute_schema=urn)
+        urn = ""  # a URN that long names no namespace an IdP uses: Gatehouse's own
+    if urn.lower() == provider.org_attribute_schema.lower():
+        return
+    try:
+        Provider.objects.filter(pk=provider.pk).update(org_attribute_schema=urn)
+    except DatabaseError:  # after the write it follows: the write stands, answered as such
+        logger.warning("Could not note %s's organization attribute namespace", provider.name)
+        return
     provider.org_attribute_schema = urn

@@ -226,7 +226,7 @@ class UserResourceMixin:
         """After a write: the admin's own namespace its organization attribute came in, kept
         for the answers (Provider.org_attribute_schema) when it is new."""
         urn = adapter.org_attribute_schema
-        if urn is not None and urn != self.provider.org_attribute_schema:
+        if urn is not None:
             services.note_org_attribute_schema(self.provider, urn)
 
     def respond(self, link: ProviderUser, status: int = 200) -> Response:
@@ -313,7 +313,7 @@ class UsersView(UserResourceMixin, ScimView):
             except IntegrityError:
                 # The provider deleted while this create was written: its link's foreign
                 # key failed at COMMIT. Authentication says so (401).
-                self.authenticate_again(stale=True)
+                self.authenticate_again(stale=False)
                 raise
         return self.respond(link, status=201)
 

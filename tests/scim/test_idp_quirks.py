@@ -437,3 +437,15 @@ def test_onelogin_s_enterprise_urn_in_patch_paths(scim):
     assert r.json()[enterprise] == {"department": "Sales", "division": "EMEA"}
     r = scim.patch(f"/Users/{uid}", patch_ops({"op": "remove", "path": urn}))
     assert enterprise not in r.json()
+
+
+def test_an_over_long_custom_namespace_leaves_answers_in_gatehouse_s(scim):
+    acme = "urn:ietf:params:scim:schemas:extension:acme:2.0:User"
+    long = "urn:ietf:params:scim:schemas:extension:" + "x" * 300 + ":2.0:User"
+    uid = scim.post("/Users", new_user(1, **{acme: {"c42OrgName": "Sales"}})).json()["id"]
+    r = scim.put(f"/Users/{uid}", new_user(1, **{long: {"c42OrgName": "Ops"}}))
+    assert r.status_code == 200, r.content
+    assert r.json()[GATEHOUSE_URN] == {"c42OrgName": "Ops"} and acme not in r.json()
+    upper = acme.upper().replace("URN:IETF", "urn:ietf")
+    r = scim.put(f"/Users/{uid}", new_user(1, **{upper: {"c42OrgName": "Eng"}}))
+    assert r.json()[upper] == {"c42OrgName": "Eng"}

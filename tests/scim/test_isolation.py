@@ -329,3 +329,45 @@ def test_console_accounts_are_local_and_out_of_every_providers_reach(scim):
     r = scim.post("/Users", new_user(1, userName="HELPDESK@example.com"))
     assert r.status_code == 409, r.content
     assert "local user" in r.json()["detail"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_provider_while_it_deletes_a_user_does_not_deadlock(scim, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's concurrent transactions")
+    import time
+
+    from provisioning import services, user_sync
+    from provisioning.models import Provider
+    from synclog.record import Actor
+
+    uid = scim.post("/Users", new_user(1)).json()["id"]
+    group = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Ops"}
+    scim.post("/Groups", {**group, "members": [{"value": uid}]})
+    restate = user_sync._restate_reports
+
+    def slowly(*args):  # the SCIM DELETE holds its link, user and group locks a while
+        time.sleep(0.6)
+        return restate(*args)
+
+    monkeypatch.setattr(user_sync, "_restate_reports", slowly)
+    outcome: dict = {}
+
+    def delete_the_provider():
+        time.sleep(0.2)
+        try:
+            services.delete_provider(scim.provider, actor=Actor.system("test"))
+            outcome["provider"] = "deleted"
+        except Exception as exc:  # a deadlock was an OperationalError here
+            outcome["provider"] = repr(exc)
+        finally:
+            connection.close()
+
+    console = threading.Thread(target=delete_the_provider)
+    console.start()
+    status = scim.delete(f"/Users/{uid}").status_code
+    console.join()
+    assert outcome["provider"] == "deleted" and status == 204
+    assert not Provider.objects.filter(pk=scim.provider.pk).exists()
+    with pytest.raises(services.ProviderError):
+        services.delete_provider(scim.provider, actor=Actor.system("test"))
