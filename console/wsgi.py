@@ -10,6 +10,7 @@ Django's test client; tests/scim/test_wsgi.py checks this one.
 
 import io
 import os
+import re
 
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
@@ -44,6 +45,7 @@ if settings.DATABASES["default"]["ENGINE"] == "console.sqlite3":
 warm_up.start()  # the URLconf and the broker, before the first request needs them
 
 _SCIM_PREFIX = "/scim/"
+_SLASHES = re.compile("/{2,}")
 
 
 def _with_length(environ) -> None:
@@ -66,6 +68,10 @@ def _with_length(environ) -> None:
 
 def application(environ, start_response):
     _with_length(environ)
-    if environ.get("PATH_INFO", "").startswith(_SCIM_PREFIX):
+    path = environ.get("PATH_INFO", "")
+    if path.startswith(_SCIM_PREFIX):
+        if "//" in path:
+            # A base URL pasted with its trailing slash: the IdP asks ".../okta//Users".
+            environ["PATH_INFO"] = _SLASHES.sub("/", path)
         return scim_application(environ, start_response)
     return console_application(environ, start_response)

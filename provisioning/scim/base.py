@@ -9,7 +9,7 @@ import uuid
 
 import orjson
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from rest_framework.exceptions import ParseError
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import JSONParser
@@ -46,6 +46,8 @@ class BoundedJSONParser(JSONParser):
         # charset parameter naming another never turns "café" into "cafÃ©". Whatever it
         # refuses goes through DRF's parser too, for the same errors as ever.
         raw = stream.read()
+        if raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]  # .NET's and PowerShell's UTF-8 writers start with one
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -60,6 +62,9 @@ class BoundedJSONParser(JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("The JSON body is nested too deeply.") from None
+
+
+_BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, which RFC 8259 §8.1 lets a parser ignore
 
 
 class ScimJSONParser(BoundedJSONParser):
@@ -137,6 +142,7 @@ class ScimView(APIView):
         request.scim_request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         super().initial(request, *args, **kwargs)
         self._note_request_root()
+        _canonical_query(request)
 
     def _note_request_root(self) -> None:
         if settings.GATEHOUSE_BASE_URL_FROM_REQUEST and self.provider is not None:
@@ -193,6 +199,34 @@ class ScimView(APIView):
             raise errors.InvalidSyntax("The request body must be a JSON object.")
         check_storable(data)
         return data
+
+
+_PARAMETERS = {
+    name.lower(): name
+    for name in (
+        "filter", "startIndex", "count", "sortBy", "sortOrder", "attributes", "excludedAttributes",
+    )
+}  # fmt: skip
+
+
+def _canonical_query(request) -> None:
+    """The SCIM query parameters under their own names, whatever case the client wrote them
+    in, each given once. ``?Filter=userName eq "…"`` was ignored as unknown, and the lookup
+    an IdP makes before a create answered with every user; ``filter=a&filter=b`` used b."""
+    query = request._request.GET
+    if all(key in _CANONICAL for key in query) and all(len(v) == 1 for v in query.lists()):
+        return
+    canonical = QueryDict(mutable=True)
+    for key, values in query.lists():
+        name = _PARAMETERS.get(key.lower(), key)
+        if name in _CANONICAL and (len(values) > 1 or name in canonical):
+            raise errors.InvalidValue(f"The query parameter {name} is given more than once.")
+        canonical.setlist(name, values)
+    canonical._mutable = False
+    request._request.GET = canonical
+
+
+_CANONICAL = frozenset(_PARAMETERS.values())
 
 
 def check_storable(body) -> None:

@@ -1,6 +1,8 @@
 """Bad input to /Users: a SCIM error body with the 4xx that names the problem, and nothing
 written (no user, link, pending deactivation, sync-log or audit row)."""
 
+import json
+
 import pytest
 from django.core.cache import cache
 from django.test import override_settings
@@ -606,7 +608,6 @@ def test_a_body_is_read_as_utf8_whatever_charset_it_names(scim):
     "body",
     [
         b'{"userName": "x@example.com", "active": NaN}',  # not JSON (RFC 8259), Python reads it
-        b'\xef\xbb\xbf{"userName": "x@example.com"}',  # a byte order mark (RFC 8259 \xc2\xa78.1)
         b'{"userName": "x@example.com", "displayName": "\xff"}',  # not UTF-8
         b'{"userName": "x@example.com"} trailing',
     ],
@@ -694,3 +695,28 @@ def test_a_search_request_s_names_are_case_insensitive(scim, ada):
     assert set(r.json()["Resources"][0]) == {"schemas", "id", "userName", "meta"}
     body = {"schemas": body["schemas"], "attributes": [5]}
     assert_scim_error(scim.post("/Users/.search", body), 400, "invalidSyntax")
+
+
+# --- HTTP- and URL-level variations ---------------------------------------------------------
+
+
+def test_scim_query_parameter_names_ignore_case(scim, ada):
+    created(scim, new_user(2))
+    r = scim.get("/Users", data={"Filter": f'userName eq "{ada.username}"', "COUNT": "5"})
+    assert r.status_code == 200, r.content
+    assert [u["userName"] for u in r.json()["Resources"]] == [ada.username]
+    r = scim.get("/Users", data={"StartIndex": "2", "count": "1", "SORTBY": "userName"})
+    assert (r.json()["startIndex"], len(r.json()["Resources"])) == (2, 1)
+
+
+def test_a_scim_query_parameter_given_twice_is_400(scim, ada):
+    r = scim.get(f"/Users?filter=userName%20eq%20%22{ada.username}%22&Filter=userName%20pr")
+    assert "more than once" in assert_scim_error(r, 400, "invalidValue")["detail"]
+    assert_scim_error(scim.get("/Users?count=1&count=2"), 400, "invalidValue")
+    assert scim.get("/Users?count=1&unrelated=1&unrelated=2").status_code == 200
+
+
+def test_a_body_starting_with_a_utf8_byte_order_mark_is_read(scim):
+    body = b"\xef\xbb\xbf" + json.dumps(new_user(3)).encode()
+    r = scim.post("/Users", body)
+    assert r.status_code == 201, r.content

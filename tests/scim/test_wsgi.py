@@ -135,3 +135,14 @@ def test_a_client_request_id_is_echoed_only_when_it_is_a_plain_token(scim, given
     echoed = response["X-Request-ID"]
     assert (echoed == given) is kept
     assert 1 <= len(echoed) <= 64 and echoed.isascii()
+
+
+@pytest.mark.django_db
+def test_a_base_url_pasted_with_its_trailing_slash_still_serves(scim):
+    # The IdP joins ".../okta/" and "/Users".
+    status, _, body = _call(
+        "/scim/v2/" + scim.provider.slug + "//Users",
+        {"HTTP_AUTHORIZATION": f"Bearer {scim.secret}"},
+    )
+    assert status == 200, body
+    assert json.loads(body)["totalResults"] == 0
