@@ -7,3 +7,6 @@ urlpatterns = [
     path("console/", include("console.views.urls")),
     path("", include("provisioning.scim.urls")),
 ]
+
+# Requests Django refuses before any view get a SCIM error body under /scim/.
+handler400 = "provisioning.scim.errors.bad_request"

@@ -13,10 +13,13 @@ import binascii
 import hmac
 import logging
 
+import orjson
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import RequestDataTooBig, ValidationError
+from django.core.exceptions import DisallowedHost, RequestDataTooBig, ValidationError
 from django.db import OperationalError
+from django.http import HttpResponse
+from django.views import defaults
 from django_scim import exceptions as django_scim_exceptions
 from rest_framework import exceptions as drf
 from rest_framework.authentication import get_authorization_header
@@ -101,6 +104,18 @@ def _body(status: int, detail: str, scim_type: str | None = None) -> dict:
 
 def error_response(status: int, detail: str, scim_type: str | None = None, headers=None):
     return Response(_body(status, detail, scim_type), status=status, headers=headers)
+
+
+def bad_request(request, exception):
+    """Django's 400 (``handler400``, console/urls.py), for what it refuses before any view,
+    such as a Host outside ``ALLOWED_HOSTS``: under /scim/ a SCIM error body, which the
+    IdP's log shows the administrator; elsewhere Django's page."""
+    if not request.path.startswith("/scim/"):
+        return defaults.bad_request(request, exception)
+    detail = str(exception) if isinstance(exception, DisallowedHost) else "Bad request."
+    return HttpResponse(
+        orjson.dumps(_body(400, detail)), status=400, content_type="application/scim+json"
+    )
 
 
 def scim_exception_handler(exc, context):

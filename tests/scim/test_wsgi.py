@@ -146,3 +146,17 @@ def test_a_base_url_pasted_with_its_trailing_slash_still_serves(scim):
     )
     assert status == 200, body
     assert json.loads(body)["totalResults"] == 0
+
+
+@pytest.mark.django_db
+def test_a_host_outside_allowed_hosts_gets_a_scim_error_under_scim(scim):
+    status, headers, body = _call(
+        "/scim/v2/" + scim.provider.slug + "/Users",
+        {"HTTP_HOST": "evil.example", "HTTP_AUTHORIZATION": f"Bearer {scim.secret}"},
+    )
+    assert status == 400, body
+    assert headers["Content-Type"] == "application/scim+json"
+    error = json.loads(body)
+    assert error["status"] == "400" and "ALLOWED_HOSTS" in error["detail"]
+    status, headers, _ = _call("/console/login/", {"HTTP_HOST": "evil.example"})
+    assert status == 400 and headers["Content-Type"].startswith("text/html")
