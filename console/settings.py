@@ -95,6 +95,7 @@ MIDDLEWARE = [
 # and a client spends milliseconds reassembling it.
 SCIM_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "console.middleware.no_length_without_content",
     "django.middleware.common.CommonMiddleware",
 ]
 

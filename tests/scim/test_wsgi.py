@@ -160,3 +160,17 @@ def test_a_host_outside_allowed_hosts_gets_a_scim_error_under_scim(scim):
     assert error["status"] == "400" and "ALLOWED_HOSTS" in error["detail"]
     status, headers, _ = _call("/console/login/", {"HTTP_HOST": "evil.example"})
     assert status == 400 and headers["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
+def test_a_204_or_304_carries_no_content_length(scim):
+    # RFC 9110 §8.6: a 204 MUST NOT; a 304's would have to be the 200's length.
+    uid = scim.post("/Users", {"userName": "len@example.com"}).json()["id"]
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {scim.secret}"}
+    path = "/scim/v2/" + scim.provider.slug + "/Users/" + uid
+    status, headers, _ = _call(path, {**auth, "HTTP_IF_NONE_MATCH": 'W/"1"'})
+    assert status == 304 and "Content-Length" not in headers and headers["ETag"] == 'W/"1"'
+    status, headers, _ = _call(path, auth, method="DELETE")
+    assert status == 204 and "Content-Length" not in headers
+    status, headers, body = _call(path, auth)
+    assert status == 404 and headers["Content-Length"] == str(len(body))
