@@ -4,8 +4,8 @@ SCIM requests go through a handler with a shorter middleware chain (``SCIM_MIDDL
 console/settings.py): an identity provider sends no cookies and gets no HTML, so sessions,
 CSRF, messages, authentication middleware and static files have nothing to do there, and
 skipping them is about 0.1 ms of every SCIM request. Security headers and Content-Length
-(CommonMiddleware) stay, except on a 204 or 304 (console/middleware.py). Tests drive the full chain through
-Django's test client; tests/scim/test_wsgi.py checks this one.
+(CommonMiddleware) stay, except on a 204 or 304 (console/middleware.py). Tests drive the
+full chain through Django's test client; tests/scim/test_wsgi.py checks this one.
 """
 
 import io

@@ -143,6 +143,12 @@ class ScimView(APIView):
         super().initial(request, *args, **kwargs)
         self._note_request_root()
         _canonical_query(request)
+        coding = request.headers.get("Content-Encoding", "").strip().lower()
+        if coding not in ("", "identity"):
+            # It was read as JSON and answered "Malformed JSON".
+            raise errors.UnsupportedEncoding(
+                f"Content-Encoding {coding!r} is not supported: send the body uncompressed."
+            )
 
     def _note_request_root(self) -> None:
         if settings.GATEHOUSE_BASE_URL_FROM_REQUEST and self.provider is not None:

@@ -83,6 +83,12 @@ class NotImplementedOperation(ScimError):
     scim_type = None
 
 
+class UnsupportedEncoding(ScimError):
+    """415: a body in a content coding the service does not decode (RFC 9110 §15.5.16)."""
+
+    status = 415
+
+
 class PreconditionFailed(ScimError):
     status = 412
 

@@ -720,3 +720,15 @@ def test_a_body_starting_with_a_utf8_byte_order_mark_is_read(scim):
     body = b"\xef\xbb\xbf" + json.dumps(new_user(3)).encode()
     r = scim.post("/Users", body)
     assert r.status_code == 201, r.content
+
+
+def test_a_compressed_body_is_415(scim):
+    import gzip
+
+    before = snapshot()
+    body = gzip.compress(json.dumps(new_user(4)).encode())
+    r = scim.post("/Users", body, HTTP_CONTENT_ENCODING="gzip")
+    assert r.status_code == 415, r.content
+    assert "Content-Encoding" in r.json()["detail"]
+    assert snapshot() == before
+    assert scim.post("/Users", new_user(4), HTTP_CONTENT_ENCODING="identity").status_code == 201
