@@ -91,6 +91,7 @@ def forget_assumed(view, *, stale: bool) -> None:
     view.__dict__.pop("_provider_lookup", None)
     view.provider_assumed = False
     view.provider_read_required = True
+    view.provider = None  # not authenticated until the read says so (a 401 is then limited)
 
 
 _columns: list = []

@@ -485,3 +485,15 @@ def test_a_create_whose_provider_is_deleted_meanwhile_is_401(scim, monkeypatch):
     response = scim.post("/Users", new_user(1))
     assert response.status_code == 401, response.content
     assert not User.objects.filter(username="user1@example.com").exists()
+
+
+def test_refusals_of_a_regenerated_secret_on_creates_are_recorded_once_a_minute(scim):
+    from provisioning.services import regenerate_credentials
+    from synclog.models import RejectedRequest
+    from synclog.record import Actor
+
+    assert scim.post("/Users", new_user(1)).status_code == 201
+    regenerate_credentials(scim.provider, actor=Actor.system("test"))
+    for n in range(2, 6):
+        assert scim.post("/Users", new_user(n)).status_code == 401
+    assert RejectedRequest.objects.filter(provider_id=scim.provider.pk, status=401).count() == 1
