@@ -58,6 +58,11 @@ def resource_types(provider: Provider) -> list[dict]:
             "schemaExtensions": [
                 {"schema": ENTERPRISE_USER, "required": False},
                 {"schema": GATEHOUSE_USER, "required": False},
+                *(
+                    [{"schema": provider.org_attribute_schema, "required": False}]
+                    if provider.org_attribute_schema
+                    else []
+                ),
             ],
             "meta": {"resourceType": "ResourceType", "location": f"{base}/ResourceTypes/User"},
         },
@@ -157,6 +162,16 @@ def _schemas() -> list[dict]:
 
 
 def schemas(provider: Provider) -> list[dict]:
+    found = _schemas()
+    if provider.org_attribute_schema:
+        # The provider's own namespace, where answers carry its organization attribute
+        # (Provider.org_attribute_schema): Gatehouse keeps only that attribute of it.
+        found.append(
+            {"id": provider.org_attribute_schema, "name": "ProviderUser",
+             "description": "This provider's own extension: Gatehouse keeps its organization "
+                            "attribute and ignores the rest.",
+             "attributes": [_attr(ORG_ATTRIBUTE, description="Organization name.")]}
+        )  # fmt: skip
     return [
         {
             "schemas": [SCHEMA_SCHEMA],
@@ -166,5 +181,5 @@ def schemas(provider: Provider) -> list[dict]:
                 "location": f"{provider.base_url}/Schemas/{schema['id']}",
             },
         }
-        for schema in _schemas()
+        for schema in found
     ]

@@ -449,3 +449,14 @@ def test_an_over_long_custom_namespace_leaves_answers_in_gatehouse_s(scim):
     upper = acme.upper().replace("URN:IETF", "urn:ietf")
     r = scim.put(f"/Users/{uid}", new_user(1, **{upper: {"c42OrgName": "Eng"}}))
     assert r.json()[upper] == {"c42OrgName": "Eng"}
+
+
+def test_discovery_advertises_the_namespace_answers_use(scim):
+    acme = "urn:ietf:params:scim:schemas:extension:acme:2.0:User"
+    assert acme not in scim.get("/Schemas").content.decode()
+    created(scim, new_user(1, **{acme: {"c42OrgName": "Sales"}}))
+    ids = [schema["id"] for schema in scim.get("/Schemas").json()["Resources"]]
+    assert acme in ids
+    assert scim.get(f"/Schemas/{acme}").json()["attributes"][0]["name"] == "c42OrgName"
+    extensions = scim.get("/ResourceTypes/User").json()["schemaExtensions"]
+    assert {"schema": acme, "required": False} in extensions
