@@ -64,6 +64,7 @@ class BoundedJSONParser(JSONParser):
             raise ParseError("The JSON body is nested too deeply.") from None
 
 
+_COMPRESSIONS = {"gzip", "x-gzip", "deflate", "br", "compress", "x-compress", "zstd"}
 _BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, which RFC 8259 §8.1 lets a parser ignore
 
 
@@ -144,8 +145,9 @@ class ScimView(APIView):
         self._note_request_root()
         _canonical_query(request)
         coding = request.headers.get("Content-Encoding", "").strip().lower()
-        if coding not in ("", "identity"):
-            # It was read as JSON and answered "Malformed JSON".
+        if coding in _COMPRESSIONS and request.META.get("CONTENT_LENGTH") not in ("", "0", None):
+            # It was read as JSON and answered "Malformed JSON". Only a body that is there
+            # and compressed: a header alone (or "UTF-8", which some clients write) is ignored.
             raise errors.UnsupportedEncoding(
                 f"Content-Encoding {coding!r} is not supported: send the body uncompressed."
             )

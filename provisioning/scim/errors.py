@@ -16,7 +16,12 @@ import logging
 import orjson
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import DisallowedHost, RequestDataTooBig, ValidationError
+from django.core.exceptions import (
+    DisallowedHost,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    ValidationError,
+)
 from django.db import OperationalError
 from django.http import HttpResponse
 from django.views import defaults
@@ -118,7 +123,12 @@ def bad_request(request, exception):
     IdP's log shows the administrator; elsewhere Django's page."""
     if not request.path.startswith("/scim/"):
         return defaults.bad_request(request, exception)
-    detail = str(exception) if isinstance(exception, DisallowedHost) else "Bad request."
+    detail = "Bad request."
+    if isinstance(exception, DisallowedHost):  # not echoing the client's Host
+        detail = (
+            "The Host header names no host this server answers for (ALLOWED_HOSTS, "
+            "GATEHOUSE_BASE_URL)."
+        )
     return HttpResponse(
         orjson.dumps(_body(400, detail)), status=400, content_type="application/scim+json"
     )
@@ -156,6 +166,10 @@ def scim_exception_handler(exc, context):
     elif isinstance(exc, RequestDataTooBig):  # raised when the view reads the body
         status, scim_type = 413, None
         detail = f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+    elif isinstance(exc, SuspiciousOperation):
+        # Another request Django refuses as it reads it (over DATA_UPLOAD_MAX_NUMBER_FIELDS
+        # query parameters): the client's, so a 400.
+        status, scim_type, detail = 400, "invalidValue", str(exc) or "Bad request."
     elif isinstance(exc, ValidationError):
         # A model or lookup value Django refused (a filter's date that is not one): the
         # client's input, so a 400 naming it, never a 500. Raised before any write committed.

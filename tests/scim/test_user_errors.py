@@ -732,3 +732,15 @@ def test_a_compressed_body_is_415(scim):
     assert "Content-Encoding" in r.json()["detail"]
     assert snapshot() == before
     assert scim.post("/Users", new_user(4), HTTP_CONTENT_ENCODING="identity").status_code == 201
+
+
+def test_too_many_query_parameters_is_400_not_500(scim):
+    query = "&".join(f"a{n}=1" for n in range(1100))
+    r = scim.get(f"/ServiceProviderConfig?{query}")
+    assert_scim_error(r, 400, "invalidValue")
+
+
+def test_a_content_encoding_header_without_a_compressed_body_is_ignored(scim):
+    assert scim.get("/Users?count=1", HTTP_CONTENT_ENCODING="gzip").status_code == 200
+    r = scim.post("/Users", new_user(5), HTTP_CONTENT_ENCODING="UTF-8")
+    assert r.status_code == 201, r.content
