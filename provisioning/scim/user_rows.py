@@ -233,15 +233,25 @@ def group_refs(groups: list[tuple[str, str]], base_url: str) -> list[dict]:
     ]  # fmt: skip
 
 
-def etag_of(version: int, groups: list[tuple[str, str]]) -> str:
-    """A user's ``meta.version``: its row's version, and the groups its representation lists
-    (``parse_groups``' pairs), which change without the user's row (a membership, a group
-    renamed). RFC 7644 §3.14: the version changes whenever the resource does, so a client's
-    If-None-Match never keeps a stale copy and its If-Match never passes on one."""
-    if not groups:
+def etag_of(version: int, groups: list[tuple[str, str]], namespace: str = "") -> str:
+    """A user's ``meta.version``: its row's version, the groups its representation lists
+    (``parse_groups``' pairs), and the provider's own namespace its organization attribute is
+    shown in (``org_namespace``): both change without the user's row (a membership, a group
+    renamed, the provider's namespace). RFC 7644 §3.14: the version changes whenever the
+    resource does, so a client's If-None-Match never keeps a stale copy and its If-Match
+    never passes on one."""
+    if not groups and not namespace:
         return f'W/"{version}"'
     listed = "\n".join(f"{scim_id}\t{name}" for scim_id, name in groups)
+    if namespace:
+        listed += f"\n{namespace}"
     return f'W/"{version}.{hashlib.blake2b(listed.encode(), digest_size=6).hexdigest()}"'
+
+
+def org_namespace(org_attribute: str, provider_schema: str) -> str:
+    """The provider's own namespace a user's organization attribute is shown in, or ""
+    (none kept, or Gatehouse's own)."""
+    return provider_schema if org_attribute and provider_schema else ""
 
 
 def resource_from_row(
@@ -315,6 +325,10 @@ def resource_from_row(
         "created": row["created"],
         "lastModified": row["modified"],
         "location": f"{base_url}/Users/{scim_id}",
-        "version": etag_of(row["version"], row["groups"]),
+        "version": etag_of(
+            row["version"],
+            row["groups"],
+            org_namespace(row["org_attribute"], "" if org_schema == GATEHOUSE_USER else org_schema),
+        ),
     }
     return resource

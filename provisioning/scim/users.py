@@ -29,7 +29,7 @@ from .schema import (
     USER_FIELDS,
     field_for_path,
 )
-from .user_rows import etag_of, parse_groups
+from .user_rows import etag_of, org_namespace, parse_groups
 
 STRING_FIELDS = set(USER_FIELDS) - {"active", "manager"}
 EMPTY_STATE: dict[str, Any] = {f: "" for f in USER_FIELDS} | {"active": True, "manager": None}
@@ -536,4 +536,5 @@ def state_of(link: ProviderUser) -> dict[str, Any]:
 
 def etag(link: ProviderUser) -> str:
     """The version of a link read with its groups (``selectors``), or just created (none)."""
-    return etag_of(link.version, parse_groups(getattr(link, "groups_json", None)))
+    namespace = org_namespace(link.org_attribute, link.provider.org_attribute_schema)
+    return etag_of(link.version, parse_groups(getattr(link, "groups_json", None)), namespace)

@@ -237,9 +237,12 @@ class UserResourceMixin:
         rows = [row] if row is not None else user_rows.rows_by_ids([link.id])
         if status == 201:
             rows[0]["groups"] = []
+        row = rows[0]
         response = Response(self.render_rows(rows)[0], status=status)
-        # The rendered row's version and groups: its meta.version, without parsing them again.
-        response["ETag"] = user_rows.etag_of(rows[0]["version"], rows[0]["groups"])
+        # The rendered row's meta.version, without parsing its groups again.
+        shown_in = self.provider.org_attribute_schema
+        namespace = user_rows.org_namespace(row["org_attribute"], shown_in)
+        response["ETag"] = user_rows.etag_of(row["version"], row["groups"], namespace)
         if status == 201:
             response["Location"] = f"{self.provider.base_url}/Users/{link.scim_id}"
         return response

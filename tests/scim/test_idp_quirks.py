@@ -460,3 +460,23 @@ def test_discovery_advertises_the_namespace_answers_use(scim):
     assert scim.get(f"/Schemas/{acme}").json()["attributes"][0]["name"] == "c42OrgName"
     extensions = scim.get("/ResourceTypes/User").json()["schemaExtensions"]
     assert {"schema": acme, "required": False} in extensions
+
+
+def test_a_namespace_change_changes_the_version_of_users_shown_in_it(scim):
+    acme = "urn:ietf:params:scim:schemas:extension:acme:2.0:User"
+    uid = scim.post("/Users", new_user(1, **{GATEHOUSE_URN: {"c42OrgName": "Sales"}})).json()["id"]
+    plain = scim.post("/Users", new_user(2)).json()["id"]
+    before = {u: scim.get(f"/Users/{u}")["ETag"] for u in (uid, plain)}
+    assert before[uid] == 'W/"1"'  # Gatehouse's own namespace: the version as it always was
+    created(scim, new_user(3, **{acme: {"c42OrgName": "Ops"}}))  # the provider's now
+    r = scim.get(f"/Users/{uid}", HTTP_IF_NONE_MATCH=before[uid])
+    assert r.status_code == 200 and acme in r.json()
+    assert r["ETag"] == r.json()["meta"]["version"] != before[uid]
+    assert scim.get(f"/Users/{plain}")["ETag"] == before[plain]  # no organization attribute
+    r = scim.patch(
+        f"/Users/{uid}",
+        patch_ops({"op": "replace", "path": "title", "value": "Lead"}),
+        HTTP_IF_MATCH=r["ETag"],
+    )
+    assert r.status_code == 200, r.content
+    assert r["ETag"] == r.json()["meta"]["version"] == scim.get(f"/Users/{uid}")["ETag"]
