@@ -47,6 +47,17 @@ def _unique_slug(name: str) -> str:
     return slug
 
 
+def providers_named(name: str):
+    """Providers whose display name is ``name`` in any case, in every script. Compared in
+    Python: ``iexact`` is SQLite's LIKE, and a database in the C locale lowers ASCII only
+    ("Ünïcødé" and "ünïcødé" were two providers). A deployment has a handful of them."""
+    wanted = name.casefold()
+    named = [
+        pk for pk, known in Provider.objects.values_list("pk", "name") if known.casefold() == wanted
+    ]
+    return Provider.objects.filter(pk__in=named)
+
+
 @transaction.atomic(durable=True)
 def create_provider(
     *, name: str, auth_type: str, actor: Actor, deactivation_delay: timedelta | None = None
@@ -56,7 +67,9 @@ def create_provider(
         raise ProviderError("A provider needs a display name.")
     if auth_type not in AuthType.values:
         raise ProviderError(f"Authentication must be one of: {', '.join(AuthType.values)}.")
-    if Provider.objects.filter(name__iexact=name).exists():
+    if any(not character.isprintable() for character in name):
+        raise ProviderError("A provider's name cannot hold tabs, line breaks or other controls.")
+    if providers_named(name).exists():
         raise ProviderError(f"A provider named {name!r} already exists.")
     delay = Provider._meta.get_field("deactivation_delay").get_default()
     if deactivation_delay is not None:

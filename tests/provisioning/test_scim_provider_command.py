@@ -132,6 +132,21 @@ def test_create_rejects_a_duplicate_name_in_any_case():
     assert Provider.objects.count() == 1
 
 
+def test_names_match_in_any_case_in_every_script():
+    create_json("Ünïcødé 認証")
+    with pytest.raises(CommandError, match="already exists"):
+        run("create", "--name", "ÜNÏCØDÉ 認証", "--auth", "token", "--json")
+    run("set", "ünïcødé 認証", "--deactivation-delay", "3h")
+    assert Provider.objects.get().deactivation_delay.total_seconds() == 3 * 3600
+
+
+def test_a_name_with_control_characters_is_refused():
+    for name in ("Okta\nProd", "Okta\tProd"):
+        with pytest.raises(CommandError, match="tabs, line breaks"):
+            run("create", "--name", name, "--auth", "token")
+    assert Provider.objects.count() == 0
+
+
 def test_regenerate_issues_a_new_secret_and_the_old_one_stops_matching():
     old = create_json("Okta", "basic")
 

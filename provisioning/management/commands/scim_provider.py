@@ -36,6 +36,7 @@ from provisioning.services import (
     ProviderError,
     create_provider,
     delete_provider,
+    providers_named,
     regenerate_credentials,
     set_deactivation_delay,
 )
@@ -247,7 +248,7 @@ class Command(BaseCommand):
 
     def _provider(self, name: str) -> Provider:
         """By display name in any case, else by slug (a name wins over another's slug)."""
-        by_name = list(Provider.objects.filter(name__iexact=name.strip())[:2])
+        by_name = list(providers_named(name.strip())[:2])
         if len(by_name) == 1:
             return by_name[0]
         if len(by_name) > 1:
