@@ -13,6 +13,7 @@ from __future__ import annotations
 from contextlib import ExitStack, contextmanager
 
 from django.db import connection
+from psycopg.pq import TransactionStatus
 
 
 class PreparedColumns:
@@ -142,8 +143,5 @@ def _after_failed_pipeline() -> None:
     no ROLLBACK follows to clear that (synclog/later.py): the connection goes, a new one
     starts clean. Inside a transaction, its rollback (psycopg's) clears it."""
     pg = connection.connection
-    if pg is not None and pg.info.transaction_status == _IDLE:
+    if pg is not None and pg.info.transaction_status == TransactionStatus.IDLE:
         connection.close()
-
-
-_IDLE = 0  # psycopg.pq.TransactionStatus

@@ -36,6 +36,7 @@ from contextlib import ExitStack, contextmanager
 
 from django.db import connection
 from django.db import transaction as db_transaction
+from psycopg.pq import TransactionStatus
 
 _local = threading.local()  # the web server runs requests on several threads
 
@@ -136,7 +137,7 @@ def _roll_back_after_failure() -> None:
     pg = connection.connection
     if pg is None or pg.closed or pg.broken:
         return  # the server drops an open transaction with the connection
-    if pg.info.transaction_status in (_INTRANS, _INERROR):
+    if pg.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
         try:
             # psycopg's rollback(), not a ROLLBACK statement: it also forgets which
             # statements it prepared. A statement a pipeline was preparing when an earlier
@@ -146,9 +147,6 @@ def _roll_back_after_failure() -> None:
             pg.rollback()
         except Exception:
             connection.close()
-
-
-_INTRANS, _INERROR = 2, 3  # psycopg.pq.TransactionStatus
 
 
 def _send(statements: list, *, commit: bool = False) -> None:

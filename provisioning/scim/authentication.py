@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 import logging
 from typing import Any
@@ -94,13 +95,9 @@ def forget_assumed(view, *, stale: bool) -> None:
     view.provider = None  # not authenticated until the read says so (a 401 is then limited)
 
 
-_columns: list = []
-
-
+@functools.cache
 def _provider_columns() -> PreparedColumns:
-    if not _columns:
-        _columns.append(PreparedColumns(Provider))
-    return _columns[0]
+    return PreparedColumns(Provider)
 
 
 def _credential(provider: Provider) -> tuple[str, str, str]:

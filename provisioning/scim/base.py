@@ -222,7 +222,7 @@ def _canonical_query(request) -> None:
     in, each given once. ``?Filter=userName eq "…"`` was ignored as unknown, and the lookup
     an IdP makes before a create answered with every user; ``filter=a&filter=b`` used b."""
     query = request._request.GET
-    if all(key in _CANONICAL for key in query) and all(len(v) == 1 for v in query.lists()):
+    if all(key in _CANONICAL and len(values) == 1 for key, values in query.lists()):
         return
     canonical = QueryDict(mutable=True)
     for key, values in query.lists():

@@ -255,7 +255,7 @@ def org_namespace(org_attribute: str, provider_schema: str) -> str:
 
 
 def resource_from_row(
-    row: dict[str, Any], base_url: str, groups: list | None, *, org_schema: str = GATEHOUSE_USER
+    row: dict[str, Any], base_url: str, groups: list | None, *, namespace: str = ""
 ) -> dict:
     """The SCIM representation of a provisioned user. Empty attributes are left out
     (RFC 7643 §2.5: unassigned and null are equivalent)."""
@@ -315,7 +315,9 @@ def resource_from_row(
         resource[ENTERPRISE_USER] = enterprise
         schemas.append(ENTERPRISE_USER)
     if row["org_attribute"]:
-        # In the extension the provider sends it in (Provider.org_attribute_schema).
+        # In the extension the provider sends it in (``namespace``,
+        # Provider.org_attribute_schema), else Gatehouse's own.
+        org_schema = namespace or GATEHOUSE_USER
         resource[org_schema] = {ORG_ATTRIBUTE: row["org_attribute"]}
         schemas.append(org_schema)
     if groups is not None:
@@ -326,9 +328,7 @@ def resource_from_row(
         "lastModified": row["modified"],
         "location": f"{base_url}/Users/{scim_id}",
         "version": etag_of(
-            row["version"],
-            row["groups"],
-            org_namespace(row["org_attribute"], "" if org_schema == GATEHOUSE_USER else org_schema),
+            row["version"], row["groups"], org_namespace(row["org_attribute"], namespace)
         ),
     }
     return resource

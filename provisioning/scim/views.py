@@ -39,7 +39,6 @@ from .base import (
     use_search_body,
     without_body,
 )
-from .schema import GATEHOUSE_USER
 from .users import UserAdapter, etag, state_of
 
 # --- discovery ------------------------------------------------------------------------------
@@ -186,11 +185,10 @@ def page_of(queryset, request, attributes: dict, *, total=None, anchors="", keys
 
 class UserResourceMixin:
     def render_rows(self, rows: list[dict]) -> list[dict]:
-        base = self.provider.base_url
-        org_schema = self.provider.org_attribute_schema or GATEHOUSE_USER
+        base, namespace = self.provider.base_url, self.provider.org_attribute_schema
         resources = [
             user_rows.resource_from_row(
-                row, base, user_rows.group_refs(row["groups"], base), org_schema=org_schema
+                row, base, user_rows.group_refs(row["groups"], base), namespace=namespace
             )
             for row in rows
         ]
@@ -237,12 +235,9 @@ class UserResourceMixin:
         rows = [row] if row is not None else user_rows.rows_by_ids([link.id])
         if status == 201:
             rows[0]["groups"] = []
-        row = rows[0]
-        response = Response(self.render_rows(rows)[0], status=status)
-        # The rendered row's meta.version, without parsing its groups again.
-        shown_in = self.provider.org_attribute_schema
-        namespace = user_rows.org_namespace(row["org_attribute"], shown_in)
-        response["ETag"] = user_rows.etag_of(row["version"], row["groups"], namespace)
+        resource = self.render_rows(rows)[0]
+        response = Response(resource, status=status)
+        response["ETag"] = resource["meta"]["version"]  # every projection keeps meta whole
         if status == 201:
             response["Location"] = f"{self.provider.base_url}/Users/{link.scim_id}"
         return response
