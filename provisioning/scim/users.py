@@ -18,7 +18,7 @@ from scim2_filter_parser.parser import SCIMParserError
 
 from provisioning.models import ProviderUser
 
-from . import errors, patch
+from . import errors, filters, patch
 from .base import fold_keys, parse_uuid
 from .schema import (
     CORE_USER,
@@ -340,6 +340,9 @@ class UserAdapter(SCIMMixin):
                 if op == "remove":
                     return  # nothing selected, nothing removed (as for group members)
                 raise errors.NoTarget(f"No email matches {path!r}.")  # RFC 7644 §3.5.2.3
+        elif isinstance(type_filter, filters.ValueFilter):
+            if not self._selects_kept(attribute, type_filter, op, path):
+                return  # an entry Gatehouse does not keep ("home", "primary eq false")
         elif type_filter is not None and type_filter not in _PREFERRED_TYPES | {"primary"}:
             return  # an email or address of another type ("home"): not kept here
         if op == "remove":
@@ -365,6 +368,27 @@ class UserAdapter(SCIMMixin):
             # entries Gatehouse does not keep (a "home" email) leaves the kept one as it is.
             return
         self.set_path(attribute, sub, uri, value, adding=op == "add")
+
+    def _selects_kept(self, attribute: str, selector, op: str, path: str) -> bool:
+        """Whether a value filter selects the email or address Gatehouse keeps, which reads
+        back as ``type`` work and ``primary`` true. With none kept yet, an add or replace
+        creates it when the filter would select it (``[type eq "work" and primary eq
+        true].value``). A filter on the kept values that selects nothing is RFC 7644
+        §3.5.2.3's ``noTarget`` for a replace, and removes nothing."""
+        subs = ("value",) if attribute.lower() == "emails" else ("locality", "region", "country")
+        field = {"value": "email"}
+        entry = {"type": "work", "primary": True}
+        kept = {sub: self.state[field.get(sub, sub)] for sub in subs}
+        if any(kept.values()):
+            if selector.holds({**entry, **kept}):
+                return True
+        elif selector.holds(entry):
+            return op != "remove"  # nothing kept: nothing to remove
+        if selector.names & set(subs):
+            if op == "remove":
+                return False
+            raise errors.NoTarget(f"No {attribute} entry matches {path!r}.")
+        return False
 
 
 def _read_only_attribute(attribute: str, uri: str | None) -> str | None:
@@ -491,6 +515,18 @@ def parse_path(path: str) -> tuple[str, str | None, str | None, str | tuple | No
     attribute, sub, uri = _attribute_path(match["attr"], path)
     if sub is not None:
         raise errors.InvalidPath(f"Cannot parse the path {path!r}.")
+    if not _SIMPLE_FILTER.match(match["filter"]):
+        # emails[type eq "work" and primary eq true]: any value filter (RFC 7644 §3.5.2),
+        # tested against the one entry Gatehouse keeps (_apply_path_op).
+        try:
+            selector = filters.ValueFilter(match["filter"])
+        except errors.InvalidFilter as exc:
+            raise errors.InvalidPath(f"{exc.detail} (path {path!r})") from None
+        if attribute.lower() in ("emails", "addresses"):
+            return attribute, match["sub"], uri, selector
+        if attribute.lower() not in _COMPLEX and field_for_path(attribute, None, uri) == IGNORED:
+            return attribute, match["sub"], uri, _NOT_KEPT
+        raise errors.InvalidPath(f"Unsupported value filter in path {path!r}.")
     filter_attr, filter_value = parse_value_filter(match["filter"], path)
     if filter_attr == "type":
         type_filter = filter_value.lower()

@@ -356,6 +356,12 @@ def test_entra_home_email_value_path_is_ignored(other_scim):
         {"op": "Replace", "path": 'phoneNumbers[value eq "+1 555 0100"].value', "value": "1"},
         {"op": "Add", "path": 'roles[primary eq "False"].value', "value": "Reader"},
         {"op": "Remove", "path": 'entitlements[value eq "x"]'},
+        {
+            "op": "Replace",
+            "path": 'phoneNumbers[type eq "work" and primary eq true].value',
+            "value": "1",
+        },
+        {"op": "Add", "path": 'roles[primary eq "True" and type eq "x"].value', "value": "A"},
     ],
 )
 def test_entra_value_paths_on_attributes_not_kept_are_accepted_and_change_nothing(

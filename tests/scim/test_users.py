@@ -1135,6 +1135,75 @@ def test_an_email_selected_by_its_value_in_a_patch_path(scim):
     assert "emails" not in r.json()
 
 
+@pytest.mark.parametrize(
+    ("path", "changed"),
+    [
+        ('emails[type eq "work" and primary eq true].value', True),
+        ('emails[type eq "work" or type eq "other"].value', True),
+        ('emails[primary eq "True" and not (type eq "home")].value', True),
+        ('emails[type eq "home" and primary eq true].value', False),  # not kept: ignored
+        ('emails[type eq "work" and primary eq false].value', False),
+    ],
+)
+def test_a_patch_path_takes_any_value_filter_on_the_kept_email(scim, path, changed):
+    # RFC 7644 §3.5.2: a valuePath holds any valFilter, and/or/not included; an Entra
+    # mapping edited to one was a 400 on every update of every user.
+    user = created(scim, new_user(1))
+    r = scim.patch(
+        f"/Users/{_uid(user)}",
+        patch_ops({"op": "Replace", "path": path, "value": "new@example.com"}),
+    )
+    assert r.status_code == 200, r.content
+    expected = "new@example.com" if changed else "user1@example.com"
+    assert r.json()["emails"][0]["value"] == expected
+
+
+def test_a_compound_value_filter_on_the_kept_values(scim):
+    user = created(scim, new_user(1, addresses=[{"type": "work", "locality": "Oslo"}]))
+    url = f"/Users/{_uid(user)}"
+    # The value selects the kept entry in any case; another value selects nothing.
+    path = 'emails[type eq "work" and value eq "USER1@example.com"].value'
+    r = scim.patch(url, patch_ops({"op": "replace", "path": path, "value": "b@example.com"}))
+    assert r.json()["emails"][0]["value"] == "b@example.com"
+    path = 'emails[type eq "work" and value eq "x@example.com"]'
+    r = scim.patch(url, patch_ops({"op": "remove", "path": path}))
+    assert r.json()["emails"][0]["value"] == "b@example.com"
+    r = scim.patch(url, patch_ops({"op": "replace", "path": path + ".value", "value": "c@x.io"}))
+    assert_scim_error(r, 400, "noTarget")
+    path = 'addresses[type eq "work" and locality sw "os"].locality'
+    r = scim.patch(url, patch_ops({"op": "replace", "path": path, "value": "Bergen"}))
+    assert r.json()["addresses"][0]["locality"] == "Bergen"
+    r = scim.patch(url, patch_ops({"op": "remove", "path": 'addresses[locality eq "Bergen"]'}))
+    assert "addresses" not in r.json()
+
+
+def test_a_compound_value_filter_creates_the_kept_email_when_there_is_none(scim):
+    user = created(scim, new_user(1, emails=[]))
+    path = 'emails[type eq "work" and primary eq true].value'
+    r = scim.patch(
+        f"/Users/{_uid(user)}", patch_ops({"op": "add", "path": path, "value": "w@example.com"})
+    )
+    assert r.json()["emails"] == [{"value": "w@example.com", "type": "work", "primary": True}]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        'emails[type eq "work" and (value eq "a"].value',  # unbalanced
+        'emails[type xx "work" and primary eq true].value',  # no such operator
+        'emails[name.givenName eq "a" and type eq "work"].value',  # not a sub-attribute
+    ],
+)
+def test_a_malformed_compound_value_filter_is_invalid_path(scim, path):
+    user = created(scim, new_user(1))
+    before = snapshot()
+    r = scim.patch(
+        f"/Users/{_uid(user)}", patch_ops({"op": "replace", "path": path, "value": "n@example.com"})
+    )
+    assert_scim_error(r, 400, "invalidPath")
+    assert snapshot() == before
+
+
 def test_a_sub_attribute_no_value_has_is_left_out_not_rendered_empty(scim):
     user = created(scim, new_user(1))
     r = scim.get(f"/Users/{_uid(user)}?attributes=emails.bogus,userName")
