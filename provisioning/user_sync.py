@@ -60,6 +60,8 @@ LINK_COLUMNS = {"external_id": "external_id", "org_attribute": "org_attribute"}
 def _validated(provider: Provider, state: dict[str, Any], link: ProviderUser | None) -> dict:
     """Check every staged value; return the state with the manager resolved to a user."""
     state = dict(state)
+    if not state["username"]:  # a PATCH that removes it, or replaces it with null or ""
+        raise ProvisioningError("userName is required: it cannot be removed or emptied.")
     try:
         validate_email(state["username"])
     except ValidationError:
@@ -238,7 +240,9 @@ def _take_back(provider: Provider, user: User, state: dict, *, actor: Actor) -> 
             kind="conflict",
         )
     _count_link(provider, +1)
-    _restate_reports(provider, user)  # their manager shows again
+    # Reports a DELETE released no longer name it; any still naming it were left by a
+    # DELETE before releases were made, and are released now, not shown again.
+    _release_reports(provider, user, actor=actor)
     # PRODUCT.md "Sync log": the provider's log shows the user added to it, as for a new
     # person; the attribute and status changes follow as their own rows.
     record.sync_change(
@@ -473,17 +477,30 @@ def _apply(link: ProviderUser, state: dict, *, actor: Actor, adopting: bool = Fa
     return link
 
 
-def _restate_reports(provider: Provider, manager: User) -> None:
-    """A user's ``manager`` reads back only while the manager is linked to the same provider
-    (users.py): when that link goes or comes back, the answers of the users it manages
-    change, and so must their versions, or an ``If-None-Match`` would get a 304 over a copy
-    still naming (or missing) the manager (RFC 7644 §3.14). The manager itself is kept."""
-    ProviderUser.objects.filter(provider=provider, user__manager=manager).update(
-        version=F("version") + 1
+def _release_reports(provider: Provider, manager: User, *, actor: Actor) -> None:
+    """DELETE of a manager: the users of this provider it manages lose it, each change
+    logged and its version bumped, as the manager leaves its groups. It stayed hidden before,
+    and came back when that userName was pushed again: the same person back, or a new one
+    given the name, became their manager with no request naming them."""
+    from .scim.users import SCIM_NAMES  # names as the IdP knows them
+
+    reports = list(
+        User.objects.filter(manager=manager, provider_link__provider=provider)
+        .order_by("id")
+        .select_for_update(no_key=True, of=("self",))
+        .values_list("id", "username")
     )
-    User.objects.filter(manager=manager, provider_link__provider=provider).update(
-        updated_at=timezone.now()
-    )
+    if not reports:
+        return
+    ids = [pk for pk, _ in reports]
+    User.objects.filter(id__in=ids).update(manager=None, updated_at=timezone.now())
+    ProviderUser.objects.filter(user_id__in=ids).update(version=F("version") + 1)
+    for pk, username in reports:
+        record.sync_change(
+            actor=actor, user_id=pk, user_label=username,
+            change=SyncChange.ATTRIBUTE_UPDATED, attribute=SCIM_NAMES["manager"],
+            old=manager.pk,
+        )  # fmt: skip
 
 
 @transaction.atomic(savepoint=False)
@@ -517,7 +534,7 @@ def remove_user(link: ProviderUser, *, actor: Actor) -> None:
         )
     memberships.delete()
     link.delete()
-    _restate_reports(link.provider, user)  # their manager no longer shows
+    _release_reports(link.provider, user, actor=actor)
     RemovedProviderUser.objects.update_or_create(
         user=user, defaults={"provider": link.provider, "removed_at": timezone.now()}
     )

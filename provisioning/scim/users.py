@@ -91,6 +91,7 @@ _CORE_SUB_ATTRIBUTES = {
     "groups": {"value", "$ref", "display", "type"},
 }  # fmt: skip
 _PREFERRED_TYPES = {"work"}
+_ADDRESS_COLUMNS = {"locality": "locality", "region": "region", "country": "country"}
 _NOT_KEPT = "(not kept)"  # a value path selecting values of an attribute Gatehouse ignores
 
 
@@ -346,6 +347,8 @@ class UserAdapter(SCIMMixin):
         elif type_filter is not None and type_filter not in _PREFERRED_TYPES | {"primary"}:
             return  # an email or address of another type ("home"): not kept here
         if op == "remove":
+            if value is not None and not self._removes_kept(attribute, sub, uri, value):
+                return  # Entra's remove of values: the kept one is not among them
             if whole_complex:
                 # "remove emails" / "remove name" clears what Gatehouse keeps of it; name,
                 # emails and addresses are IGNORED as leaves, so they are matched first.
@@ -388,6 +391,38 @@ class UserAdapter(SCIMMixin):
             if op == "remove":
                 return False
             raise errors.NoTarget(f"No {attribute} entry matches {path!r}.")
+        return False
+
+    def _removes_kept(self, attribute: str, sub: str | None, uri: str | None, value) -> bool:
+        """A remove that names the values it removes (as Entra removes group members,
+        ``"value": [{"value": "…"}]``) removes the kept email or address only when one of them
+        is it. A single-valued attribute is removed whatever the value (RFC 7644 §3.5.2.2)."""
+        attr_l = attribute.lower()
+        if attr_l not in ("emails", "addresses") or not (
+            uri is None or uri.lower() == CORE_USER.lower()
+        ):
+            return True
+        columns = {"value": "email"} if attr_l == "emails" else _ADDRESS_COLUMNS
+        if sub is not None:  # emails[type eq "work"].value, "value": "old@…"
+            column = columns.get(sub.lower())
+            if column is None or not isinstance(value, str):
+                return True
+            return value.strip().lower() == self.state[column].lower()
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if not isinstance(item, dict):
+                return True  # not a list of values: remove as without one
+            item = fold_keys(item)
+            if str(item.get("type") or "work").lower() not in _PREFERRED_TYPES and not (
+                _is_primary(item)
+            ):
+                continue  # a "home" entry: not the kept one
+            if all(
+                str(item[sub]).strip().lower() == self.state[column].lower()
+                for sub, column in columns.items()
+                if item.get(sub) is not None
+            ):
+                return True
         return False
 
 

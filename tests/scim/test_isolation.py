@@ -344,13 +344,13 @@ def test_deleting_a_provider_while_it_deletes_a_user_does_not_deadlock(scim, mon
     uid = scim.post("/Users", new_user(1)).json()["id"]
     group = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Ops"}
     scim.post("/Groups", {**group, "members": [{"value": uid}]})
-    restate = user_sync._restate_reports
+    release = user_sync._release_reports
 
-    def slowly(*args):  # the SCIM DELETE holds its link, user and group locks a while
+    def slowly(*args, **kwargs):  # the SCIM DELETE holds its link, user and group locks a while
         time.sleep(0.6)
-        return restate(*args)
+        return release(*args, **kwargs)
 
-    monkeypatch.setattr(user_sync, "_restate_reports", slowly)
+    monkeypatch.setattr(user_sync, "_release_reports", slowly)
     outcome: dict = {}
 
     def delete_the_provider():

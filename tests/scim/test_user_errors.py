@@ -304,6 +304,22 @@ def test_missing_username_is_400(scim):
     assert snapshot() == before
 
 
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"op": "remove", "path": "userName"},
+        {"op": "replace", "path": "userName", "value": None},
+        {"op": "replace", "path": "userName", "value": "  "},
+    ],
+)
+def test_a_patch_cannot_remove_the_username(scim, ada, operation):
+    before = snapshot()
+    r = scim.patch(f"/Users/{uid_of(ada)}", patch_ops(operation))
+    body = assert_scim_error(r, 400, "invalidValue")
+    assert "userName is required" in body["detail"]  # not "'' is not a valid email address"
+    assert snapshot() == before
+
+
 def test_put_without_username_is_400(scim, ada):
     before = snapshot()
     body = new_user(1)

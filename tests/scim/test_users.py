@@ -1044,7 +1044,7 @@ def test_a_replace_of_the_whole_attribute_states_the_whole_entry(scim):
     assert r.json()["addresses"] == [{"type": "work", "primary": True, "region": "IDF"}]
 
 
-def test_a_report_s_version_moves_when_its_manager_is_removed_or_pushed_again(scim):
+def test_a_deleted_manager_is_released_by_its_reports_and_stays_released(scim):
     boss = scim.post("/Users", new_user(1)).json()
     enterprise = {ENTERPRISE: {"manager": {"value": boss["id"]}}}
     report = scim.post("/Users", new_user(2, **enterprise)).json()
@@ -1058,11 +1058,38 @@ def test_a_report_s_version_moves_when_its_manager_is_removed_or_pushed_again(sc
     assert r["ETag"] == r.json()["meta"]["version"] != etag
     assert r.json()["meta"]["lastModified"] > report["meta"]["lastModified"]
 
+    # The release is the report's change, logged as any manager change (PRODUCT.md: manager
+    # values carry the user id).
+    report_user = User.objects.get(username="user2@example.com")
+    row = SyncLogEntry.objects.get(user_id=report_user.pk, attribute__icontains="manager")
+    boss_user = User.objects.get(username="user1@example.com")
+    assert (row.change_type, row.old_value, row.new_value) == (
+        SyncChange.ATTRIBUTE_UPDATED,
+        str(boss_user.pk),
+        "",
+    )
+    assert report_user.manager_id is None
+
+    # The same userName pushed again (the person back, or a new one given the name) is
+    # nobody's manager until a request says so: the report's answer does not change.
     etag = r["ETag"]
     assert scim.post("/Users", new_user(1)).status_code == 201  # the manager, taken back
     r = scim.get(f"/Users/{report['id']}", HTTP_IF_NONE_MATCH=etag)
-    assert r.status_code == 200
-    assert r.json()[ENTERPRISE]["manager"]["value"] != boss["id"]  # a new SCIM id
+    assert r.status_code == 304
+    r = scim.get(f"/Users/{report['id']}")
+    assert ENTERPRISE not in r.json()
+
+
+def test_a_manager_taken_back_releases_reports_an_older_delete_left_naming_it(scim):
+    # Before DELETE released reports, it left them naming the hidden manager.
+    boss = scim.post("/Users", new_user(1)).json()
+    report = scim.post("/Users", new_user(2)).json()
+    assert scim.delete(f"/Users/{boss['id']}").status_code == 204
+    boss_user = User.objects.get(username="user1@example.com")
+    User.objects.filter(username="user2@example.com").update(manager=boss_user)
+    assert scim.post("/Users", new_user(1)).status_code == 201
+    assert ENTERPRISE not in scim.get(f"/Users/{report['id']}").json()
+    assert User.objects.get(username="user2@example.com").manager_id is None
 
 
 def test_a_user_taken_back_logs_what_changed_not_its_new_link(scim):
@@ -1202,6 +1229,30 @@ def test_a_malformed_compound_value_filter_is_invalid_path(scim, path):
     )
     assert_scim_error(r, 400, "invalidPath")
     assert snapshot() == before
+
+
+def test_a_remove_naming_its_values_removes_the_kept_entry_only_when_named(scim):
+    # Entra's shape for members ("value": [{"value": …}]) on emails and addresses: a value
+    # that is not the kept one removes nothing, as for a member that is not in the group.
+    user = created(scim, new_user(1, addresses=[{"type": "work", "locality": "Oslo"}]))
+    url = f"/Users/{_uid(user)}"
+    before = snapshot()
+    for operation in [
+        {"op": "Remove", "path": "emails", "value": [{"value": "else@example.com"}]},
+        {"op": "Remove", "path": 'emails[type eq "work"]', "value": [{"value": "x@y.io"}]},
+        {"op": "Remove", "path": 'emails[type eq "work"].value', "value": "x@y.io"},
+        {"op": "Remove", "path": "emails", "value": [{"type": "home", "value": "a@b.io"}]},
+        {"op": "Remove", "path": "addresses", "value": [{"type": "work", "locality": "Rome"}]},
+    ]:
+        r = scim.patch(url, patch_ops(operation))
+        assert r.status_code == 200, (operation, r.content)
+    assert snapshot() == before
+    r = scim.patch(url, patch_ops({"op": "Remove", "path": "emails",
+                                   "value": [{"value": "USER1@example.com"}]}))  # fmt: skip
+    assert "emails" not in r.json()
+    r = scim.patch(url, patch_ops({"op": "Remove", "path": "addresses",
+                                   "value": [{"locality": "oslo"}]}))  # fmt: skip
+    assert "addresses" not in r.json()
 
 
 def test_a_sub_attribute_no_value_has_is_left_out_not_rendered_empty(scim):
