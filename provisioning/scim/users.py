@@ -163,7 +163,7 @@ class UserAdapter(SCIMMixin):
             self.state["active"] = coerce_bool(value, name)
         elif field == "manager":
             if isinstance(value, dict):
-                value = value.get("value")
+                value = _manager_reference(fold_keys(value))
             self.state["manager"] = coerce_string(value, name) or None
         else:
             self.state[field] = coerce_string(value, name)
@@ -424,6 +424,21 @@ class UserAdapter(SCIMMixin):
             ):
                 return True
         return False
+
+
+_USER_REF = re.compile(r"/Users/([^/?#]+)/?$", re.IGNORECASE)
+
+
+def _manager_reference(manager: dict) -> Any:
+    """The manager's id: its ``value``, else the id its ``$ref`` ends with (RFC 7643 §4.3
+    names both; a ``$ref`` alone was dropped, and a PUT cleared the manager)."""
+    if manager.get("value") is not None or manager.get("$ref") is None:
+        return manager.get("value")
+    ref = manager["$ref"]
+    match = _USER_REF.search(ref) if isinstance(ref, str) else None
+    if match is None:
+        raise errors.InvalidValue(f"manager.$ref {ref!r} names no user (…/Users/<id>).")
+    return match.group(1)
 
 
 def _read_only_attribute(attribute: str, uri: str | None) -> str | None:

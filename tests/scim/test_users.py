@@ -1080,6 +1080,21 @@ def test_a_deleted_manager_is_released_by_its_reports_and_stays_released(scim):
     assert ENTERPRISE not in r.json()
 
 
+def test_a_manager_named_by_its_ref_alone(scim, other_scim):
+    # RFC 7643 §4.3: value and $ref both name the manager; a $ref alone was dropped, and a PUT
+    # carrying one cleared the manager.
+    boss = scim.post("/Users", new_user(1)).json()
+    ref = boss["meta"]["location"]
+    r = scim.post("/Users", new_user(2, **{ENTERPRISE: {"manager": {"$ref": ref}}}))
+    assert r.json()[ENTERPRISE]["manager"]["value"] == boss["id"]
+    foreign = other_scim.post("/Users", new_user(3)).json()["meta"]["location"]
+    before = snapshot()
+    for bad in (foreign, ref.replace("/Users/", "/Groups/"), 5):
+        body = new_user(2, **{ENTERPRISE: {"manager": {"$ref": bad}}})
+        assert_scim_error(scim.put(f"/Users/{r.json()['id']}", body), 400, "invalidValue")
+    assert snapshot() == before
+
+
 def test_a_manager_taken_back_releases_reports_an_older_delete_left_naming_it(scim):
     # Before DELETE released reports, it left them naming the hidden manager.
     boss = scim.post("/Users", new_user(1)).json()
