@@ -5,6 +5,7 @@ Callers run these inside their own transaction, so a change and its history comm
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.db import connection
@@ -167,6 +168,11 @@ def audit(*, actor: Actor, action: str, target_label: str = "", **detail) -> Non
     )
 
 
+# Text PostgreSQL cannot store: NUL, and lone UTF-16 surrogates (no UTF-8 for them). A request
+# path can carry either (``/Users%00``), and the error's detail quotes the path.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def rejected_request(
     *,
     provider_id: int | None,
@@ -183,9 +189,9 @@ def rejected_request(
         provider_id=provider_id,
         provider_label=provider_label,
         method=method,
-        path=path[:500],
+        path=_UNSTORABLE.sub("\ufffd", path[:500]),
         status=status,
         scim_type=scim_type,
-        detail=detail[:2000],
+        detail=_UNSTORABLE.sub("\ufffd", detail[:2000]),
         request_id=request_id,
     )

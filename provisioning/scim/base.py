@@ -272,6 +272,9 @@ def _unstorable(value) -> str | None:
     return None
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
+
+
 def paging(request) -> tuple[int, int]:
     """``startIndex`` (1-based) and ``count``. RFC 7644 §3.4.2.4: below 1 is 1, a negative
     count is 0, more than maxResults is capped; anything not an integer is a 400."""
@@ -280,10 +283,10 @@ def paging(request) -> tuple[int, int]:
         raw = request.query_params.get(name)
         if raw in (None, ""):
             return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise errors.InvalidValue(f"{name} must be an integer, got {raw!r}.") from None
+        # ASCII digits only: int() also read "1_0" as 10 and "٥" as 5.
+        if not _INTEGER.fullmatch(raw.strip()):
+            raise errors.InvalidValue(f"{name} must be an integer, got {raw!r}.")
+        return int(raw)
 
     # Past 2**31 no list has a result: such a start is read as 2**31 + 1, an empty page, not
     # an integer too large for the database's OFFSET.

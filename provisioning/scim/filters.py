@@ -236,8 +236,18 @@ MAX_FILTER_DEPTH = 32  # nested parentheses and brackets; the parser recurses pe
 
 
 def _check_depth(filter_text: str) -> None:
-    depth = deepest = 0
+    depth = deepest = brackets = 0
+    closed = -1  # where the last value filter ended
     for match in _BRACKETS_OUTSIDE_STRINGS.finditer(filter_text):
+        if match.group() == "[":
+            # RFC 7644 §3.4.2.2's grammar has one value filter per attribute path, holding
+            # none: "emails[type eq "work"][primary eq true]" answered 200 with no results.
+            if brackets or (closed >= 0 and not filter_text[closed : match.start()].strip()):
+                raise errors.InvalidFilter("A value filter cannot hold or follow another one.")
+            brackets += 1
+        elif match.group() == "]":
+            brackets -= 1
+            closed = match.end()
         if match.group() in "([":
             depth += 1
             deepest = max(deepest, depth)

@@ -197,6 +197,8 @@ def test_patch_remove_without_path_is_400_no_target(scim, ada):
         "(" * 33 + 'userName eq "x"' + ")" * 33,  # the parser recurses per level
         "(" * 990 + 'userName eq "x"' + ")" * 990,
         'emails[type eq "work" and ' * 40 + 'value eq "x"' + "]" * 40,
+        'emails[type eq "work"][primary eq true]',  # one value filter per attribute path
+        'emails[emails[type eq "x"]]',
     ],
 )
 def test_bad_filter_is_400_invalid_filter(scim, ada, filter_text):
@@ -205,7 +207,10 @@ def test_bad_filter_is_400_invalid_filter(scim, ada, filter_text):
     assert snapshot() == before
 
 
-@pytest.mark.parametrize("query", ["startIndex=abc", "count=abc", "count=1.5", "startIndex="])
+@pytest.mark.parametrize(
+    "query",
+    ["startIndex=abc", "count=abc", "count=1.5", "startIndex=", "count=1_0", "count=%D9%A5"],
+)
 def test_bad_paging_is_400(scim, ada, query):
     r = scim.get(f"/Users?{query}")
     if query == "startIndex=":
@@ -519,6 +524,14 @@ def test_rejected_requests_are_recorded_for_the_provider(scim):
         400,
         "invalidValue",
     )
+
+
+def test_a_rejection_whose_path_holds_a_nul_is_recorded(scim):
+    # PostgreSQL text cannot hold NUL: the row failed, and every such probe logged an ERROR.
+    assert_scim_error(scim.get("/Users%00"), 404)
+    row = RejectedRequest.objects.get()
+    assert (row.status, "\x00" in row.path + row.detail) == (404, False)
+    assert "\ufffd" in row.detail  # the path it quotes; row.path is percent-encoded
 
 
 def test_refused_credentials_are_recorded_for_the_provider_once_a_minute(scim, other_scim):
