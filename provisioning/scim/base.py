@@ -9,6 +9,7 @@ import uuid
 
 import orjson
 from django.conf import settings
+from django.db import connection
 from django.http import HttpResponse, QueryDict
 from rest_framework.exceptions import ParseError
 from rest_framework.negotiation import BaseContentNegotiation
@@ -115,6 +116,9 @@ class AlwaysScimJSON(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+_WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+
+
 class ScimView(APIView):
     authentication_classes = [ProviderCredentialAuthentication]
     throttle_classes = [ProviderRateThrottle]
@@ -170,6 +174,28 @@ class ScimView(APIView):
             # secret gets its 401.
             self.authenticate_again(stale=False)
         super().throttled(request, wait)
+
+    def handle_exception(self, exc):
+        """A write the database chose as a deadlock's victim (or a serialization failure)
+        wrote nothing: it runs once more before the IdP is told 503, since the write it
+        crossed has gone through by then. Only outside any transaction (the request's own
+        rolled back: not inside a test's)."""
+        method = self.request.method
+        if (
+            method in _WRITES
+            and not getattr(self, "_retried", False)
+            and errors.retry_resolves(exc)
+            and not connection.in_atomic_block
+        ):
+            self._retried = True
+            errors.logger.info("SCIM request %s: %s; running it again",
+                               getattr(self.request, "scim_request_id", ""), exc)  # fmt: skip
+            self.read_ahead = None
+            try:
+                return getattr(self, method.lower())(self.request, *self.args, **self.kwargs)
+            except Exception as again:
+                exc = again
+        return super().handle_exception(exc)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -193,6 +193,14 @@ def scim_exception_handler(exc, context):
 _TRANSIENT_SQLSTATES = {"40P01", "40001", "55P03"}
 
 
+def retry_resolves(exc) -> bool:
+    """A PostgreSQL deadlock or serialization failure: the request's transaction rolled back
+    and running it again succeeds (SQLite's busy timeout, 30 s spent, is not retried)."""
+    return isinstance(exc, OperationalError) and (
+        getattr(exc.__cause__, "sqlstate", None) in ("40P01", "40001")
+    )
+
+
 def _transient(exc) -> bool:
     """A database error that sending the request again resolves."""
     if not isinstance(exc, OperationalError):

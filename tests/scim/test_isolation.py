@@ -371,3 +371,31 @@ def test_deleting_a_provider_while_it_deletes_a_user_does_not_deadlock(scim, mon
     assert not Provider.objects.filter(pk=scim.provider.pk).exists()
     with pytest.raises(services.ProviderError):
         services.delete_provider(scim.provider, actor=Actor.system("test"))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("victim_times", [1, 2])
+def test_a_write_chosen_as_a_deadlock_victim_runs_once_more(scim, monkeypatch, victim_times):
+    # PostgreSQL breaks a deadlock by failing one transaction, which wrote nothing: it runs
+    # again before the IdP hears 503 (the fuzz saw three 503s in 2,500 concurrent writes).
+    from django.db import OperationalError
+    from psycopg import errors as pg_errors
+
+    from provisioning import user_sync
+
+    uid = scim.post("/Users", new_user(1)).json()["id"]
+    real, calls = user_sync.update_user, []
+
+    def a_victim(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= victim_times:
+            raise OperationalError("deadlock detected") from pg_errors.DeadlockDetected()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(user_sync, "update_user", a_victim)
+    r = scim.patch(f"/Users/{uid}", patch_ops({"op": "replace", "path": "title", "value": "X"}))
+    if victim_times == 1:
+        assert r.status_code == 200 and r.json()["title"] == "X" and len(calls) == 2
+    else:  # once only: a second failure is the IdP's to retry
+        assert r.status_code == 503 and r["Retry-After"] == "1" and len(calls) == 2
+        assert "title" not in scim.get(f"/Users/{uid}").json()
