@@ -24,7 +24,7 @@ from synclog.models import SyncChange, SyncLogEntry
 from synclog.record import Actor
 
 from .models import GroupMembership, Provider, ScimGroup
-from .selectors import provider_users
+from .selectors import hold_linked, provider_users
 from .user_sync import ProvisioningError
 
 # Ids per ``IN (…)`` query: a whole push up to this size resolves in one query, and the
@@ -103,6 +103,8 @@ def _resolve(provider: Provider, ids: Iterable[str]) -> dict[str, Member]:
     provider's user, a local user) refuses the whole request, naming the ids."""
     keys, unknown = _uuid_keys(ids)
     found = _members_by_id(provider_users(provider), "scim_id", keys)
+    held = hold_linked(provider, [member.user_id for member in found.values()])
+    found = {scim_id: member for scim_id, member in found.items() if member.user_id in held}
     unknown += [member for member in keys if member not in found]
     if unknown:
         shown = ", ".join(repr(m) for m in unknown[:_SHOWN_IDS])

@@ -17,6 +17,25 @@ def provider_users(provider: Provider) -> QuerySet[ProviderUser]:
     return ProviderUser.objects.filter(provider=provider)
 
 
+def hold_linked(provider: Provider, user_ids: list[int]) -> set[int]:
+    """Of these users, the ones still linked to ``provider``, their links locked ``FOR KEY
+    SHARE`` until the transaction ends (PostgreSQL; elsewhere one writer at a time, and all
+    are returned). A write that names another user (its manager, a new group member) holds
+    that user's link: a DELETE of the user, which locks the link ``FOR UPDATE`` before it
+    releases reports and memberships (user_sync.remove_user), waits for the write and then
+    undoes what it wrote, or went first, and the link is gone here. Without it, both
+    committed: a report named a deleted manager, a group kept a deleted member."""
+    if connection.vendor != "postgresql" or not user_ids:
+        return set(user_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT user_id FROM provisioning_provideruser WHERE provider_id = %s "
+            "AND user_id = ANY(%s) ORDER BY id FOR KEY SHARE",
+            [provider.pk, sorted(set(user_ids))],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
 def provider_groups(provider: Provider) -> QuerySet[ScimGroup]:
     return ScimGroup.objects.filter(provider=provider)
 

@@ -27,7 +27,7 @@ from synclog.record import Actor
 
 from . import mapping
 from .models import GroupMembership, Provider, ProviderUser, RemovedProviderUser, ScimGroup
-from .selectors import provider_users
+from .selectors import hold_linked, provider_users
 
 
 class ProvisioningError(ValueError):
@@ -108,6 +108,12 @@ def _validated(provider: Provider, state: dict[str, Any], link: ProviderUser | N
             )
         if link is not None and manager_link.user_id == link.user_id:
             raise ProvisioningError("A user cannot be their own manager.")
+        changes = link is None or link.user.manager_id != manager_link.user_id
+        if changes and not hold_linked(provider, [manager_link.user_id]):
+            raise ProvisioningError(  # DELETEd while this request ran
+                f"manager {state['manager']!r} is not a user this provider provisioned; "
+                "push the manager first."
+            )
         manager = manager_link.user
     state["manager_user"] = manager
     return state
@@ -484,17 +490,21 @@ def _release_reports(provider: Provider, manager: User, *, actor: Actor) -> None
     given the name, became their manager with no request naming them."""
     from .scim.users import SCIM_NAMES  # names as the IdP knows them
 
+    # Each report's link and user locked in one statement, link first, as every write of a
+    # user locks them (selectors.provider_user_by_scim_id): users first deadlocked with a
+    # PATCH of a report.
+    reports_of = ProviderUser.objects.filter(provider=provider, user__manager=manager)
     reports = list(
-        User.objects.filter(manager=manager, provider_link__provider=provider)
-        .order_by("id")
-        .select_for_update(no_key=True, of=("self",))
-        .values_list("id", "username")
+        reports_of.order_by("id")
+        .select_for_update(no_key=True)
+        .values_list("user_id", "user__username")
     )
     if not reports:
         return
-    ids = [pk for pk, _ in reports]
-    User.objects.filter(id__in=ids).update(manager=None, updated_at=timezone.now())
-    ProviderUser.objects.filter(user_id__in=ids).update(version=F("version") + 1)
+    reports_of.update(version=F("version") + 1)
+    User.objects.filter(manager=manager, provider_link__provider=provider).update(
+        manager=None, updated_at=timezone.now()
+    )
     for pk, username in reports:
         record.sync_change(
             actor=actor, user_id=pk, user_label=username,
@@ -507,11 +517,22 @@ def _release_reports(provider: Provider, manager: User, *, actor: Actor) -> None
 def remove_user(link: ProviderUser, *, actor: Actor) -> None:
     """DELETE /Users/<id>: block now, schedule the deactivation, and take the user out of
     the provider's view (GET → 404). The person stays, for legal hold and audit."""
+    if connection.vendor == "postgresql":
+        # The link FOR UPDATE before reports and memberships are read: a write naming this
+        # user (as a manager, a new member) holds the link FOR KEY SHARE (hold_linked), so
+        # it commits first and is undone below, or finds the link gone.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM provisioning_provideruser WHERE id = %s FOR UPDATE", [link.pk]
+            )
     user = User.objects.select_for_update(no_key=True).get(pk=link.user_id)
     if user.status != UserStatus.DEACTIVATED:
         identity_services.deprovision(
             user, actor=actor, delay=link.provider.deactivation_delay, locked=True
         )
+    # Reports before groups: a report that is in one of this user's groups, deleted at the
+    # same time, locks itself, then that group.
+    _release_reports(link.provider, user, actor=actor)
     # Out of the provider's view means out of its groups too: a user pushed again later
     # must not silently be a member again.
     memberships = GroupMembership.objects.filter(user=user, group__provider=link.provider)
@@ -534,7 +555,6 @@ def remove_user(link: ProviderUser, *, actor: Actor) -> None:
         )
     memberships.delete()
     link.delete()
-    _release_reports(link.provider, user, actor=actor)
     RemovedProviderUser.objects.update_or_create(
         user=user, defaults={"provider": link.provider, "removed_at": timezone.now()}
     )

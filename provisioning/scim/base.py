@@ -155,6 +155,7 @@ class ScimView(APIView):
             raise errors.UnsupportedEncoding(
                 f"Content-Encoding {coding!r} is not supported: send the body uncompressed."
             )
+        self._initialized = True
 
     def _note_request_root(self) -> None:
         if settings.GATEHOUSE_BASE_URL_FROM_REQUEST and self.provider is not None:
@@ -183,6 +184,7 @@ class ScimView(APIView):
         method = self.request.method
         if (
             method in _WRITES
+            and getattr(self, "_initialized", False)  # authenticated and throttled
             and not getattr(self, "_retried", False)
             and errors.retry_resolves(exc)
             and not connection.in_atomic_block
@@ -298,7 +300,7 @@ def _unstorable(value) -> str | None:
     return None
 
 
-_INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def paging(request) -> tuple[int, int]:
@@ -312,6 +314,8 @@ def paging(request) -> tuple[int, int]:
         # ASCII digits only: int() also read "1_0" as 10 and "٥" as 5.
         if not _INTEGER.fullmatch(raw.strip()):
             raise errors.InvalidValue(f"{name} must be an integer, got {raw!r}.")
+        if len(raw.strip().lstrip("+-")) > 30:  # past any page; int() refuses 4,300 digits
+            return -(2**63) if raw.strip().startswith("-") else 2**63
         return int(raw)
 
     # Past 2**31 no list has a result: such a start is read as 2**31 + 1, an empty page, not

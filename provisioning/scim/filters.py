@@ -56,7 +56,7 @@ def _tokens(filter_text: str):
             # Not JSON (a client that does not escape: "CORP\jdoe"): the text as written,
             # as the lexer reads it.
             return match.group(0)
-        _check_text(value)
+        _check_value(value)  # text, not filter syntax: "[EU][Ops]" is a fine displayName
         decoded.append(value)
         return f'"\x00{len(decoded) - 1}"'
 
@@ -261,9 +261,13 @@ _BRACKETS_OUTSIDE_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|[()\[\]]')
 
 
 def _check_text(filter_text: str) -> None:
+    _check_value(filter_text)
+    _check_depth(filter_text)
+
+
+def _check_value(filter_text: str) -> None:
     if len(filter_text) > MAX_FILTER_LENGTH:
         raise errors.InvalidFilter("The filter is too long.")
-    _check_depth(filter_text)
     if "\x00" in filter_text:  # PostgreSQL text cannot hold NUL
         raise errors.InvalidFilter("The filter contains a NUL character.")
     if _SURROGATE.search(filter_text):  # a search body's JSON can carry one

@@ -410,6 +410,8 @@ class UserAdapter(SCIMMixin):
             return value.strip().lower() == self.state[column].lower()
         items = value if isinstance(value, list) else [value]
         for item in items:
+            if isinstance(item, str) and attr_l == "emails":
+                item = {"value": item}  # "value": "old@…", an address by itself
             if not isinstance(item, dict):
                 return True  # not a list of values: remove as without one
             item = fold_keys(item)
@@ -432,10 +434,10 @@ _USER_REF = re.compile(r"/Users/([^/?#]+)/?$", re.IGNORECASE)
 def _manager_reference(manager: dict) -> Any:
     """The manager's id: its ``value``, else the id its ``$ref`` ends with (RFC 7643 §4.3
     names both; a ``$ref`` alone was dropped, and a PUT cleared the manager)."""
-    if manager.get("value") is not None or manager.get("$ref") is None:
+    ref = manager.get("$ref")
+    if manager.get("value") is not None or ref is None or ref == "":
         return manager.get("value")
-    ref = manager["$ref"]
-    match = _USER_REF.search(ref) if isinstance(ref, str) else None
+    match = _USER_REF.search(ref.split("?")[0].split("#")[0]) if isinstance(ref, str) else None
     if match is None:
         raise errors.InvalidValue(f"manager.$ref {ref!r} names no user (…/Users/<id>).")
     return match.group(1)

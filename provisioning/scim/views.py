@@ -233,6 +233,8 @@ class UserResourceMixin:
         groups_json = None if status == 201 else link.groups_json
         row = user_rows.row_from_link(link, groups_json)
         rows = [row] if row is not None else user_rows.rows_by_ids([link.id])
+        if not rows:  # DELETEd between the read and this one (a GET locks nothing)
+            raise errors.NotFound(f"User {str(link.scim_id)!r} not found.")
         if status == 201:
             rows[0]["groups"] = []
         resource = self.render_rows(rows)[0]

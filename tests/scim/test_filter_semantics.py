@@ -393,3 +393,15 @@ def test_primary_and_resource_type_filters(scim, people):
     assert usernames(scim, 'meta.resourceType eq "Group"', path="/Groups") == []
     r = scim.get("/Users", data={"filter": 'emails.primary eq "yes"'})
     assert_scim_error(r, 400, "invalidFilter")
+
+
+def test_a_value_holding_brackets_is_text_not_a_value_filter(scim):
+    # The nesting check read decoded JSON strings as filter syntax: a group named
+    # '[EU][Ops] "core"' could not be looked up before its create.
+    group = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"]}
+    for name in ('[EU][Ops] "core"', "a] [b caf\u00e9"):
+        scim.post("/Groups", {**group, "displayName": name})
+        escaped = name.replace('"', '\\"').replace("\u00e9", "\\u00e9")
+        r = scim.get("/Groups", data={"filter": f'displayName eq "{escaped}"'})
+        assert r.status_code == 200, r.content
+        assert [g["displayName"] for g in r.json()["Resources"]] == [name]

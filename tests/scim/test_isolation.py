@@ -399,3 +399,92 @@ def test_a_write_chosen_as_a_deadlock_victim_runs_once_more(scim, monkeypatch, v
     else:  # once only: a second failure is the IdP's to retry
         assert r.status_code == 503 and r["Retry-After"] == "1" and len(calls) == 2
         assert "title" not in scim.get(f"/Users/{uid}").json()
+
+
+def _holding(monkeypatch, module, name, seconds):
+    """``module.name`` made to wait ``seconds`` after it ran, with its locks held."""
+    import time
+
+    real = getattr(module, name)
+
+    def slowly(*args, **kwargs):
+        result = real(*args, **kwargs)
+        time.sleep(seconds)
+        return result
+
+    monkeypatch.setattr(module, name, slowly)
+
+
+def _at_once(first, second, delay=0.25):
+    """``first()`` in a thread, ``second()`` here ``delay`` seconds later; both results."""
+    import time
+
+    out: dict = {}
+
+    def run():
+        try:
+            out["first"] = first()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(delay)
+    out["second"] = second()
+    thread.join()
+    return out["first"], out["second"]
+
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("first", ["manager set", "manager deleted"])
+def test_a_manager_deleted_while_a_report_names_it_is_never_left_named(scim, monkeypatch, first):
+    # Both committed before: the report named a deleted manager (106 after a probe's run).
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's concurrent transactions")
+    from provisioning import user_sync
+
+    boss = scim.post("/Users", new_user(1)).json()["id"]
+    report = scim.post("/Users", new_user(2)).json()["id"]
+    name_boss = patch_ops(
+        {"op": "replace", "path": f"{ENTERPRISE}:manager", "value": {"value": boss}}
+    )
+
+    def set_manager():
+        return scim.patch(f"/Users/{report}", name_boss).status_code
+
+    def delete_boss():
+        return scim.delete(f"/Users/{boss}").status_code
+
+    if first == "manager set":  # holds the boss's link while it commits
+        _holding(monkeypatch, user_sync, "hold_linked", 0.6)
+        patched, deleted = _at_once(set_manager, delete_boss)
+        assert (patched, deleted) == (200, 204)
+    else:  # the DELETE holds the link FOR UPDATE while it releases reports
+        _holding(monkeypatch, user_sync, "_release_reports", 0.6)
+        deleted, patched = _at_once(delete_boss, set_manager)
+        assert (deleted, patched) == (204, 400)
+    assert ENTERPRISE not in scim.get(f"/Users/{report}").json()
+    assert User.objects.get(username="user2@example.com").manager_id is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_member_added_while_the_user_is_deleted_does_not_stay(scim, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's concurrent transactions")
+    from provisioning import group_sync
+    from provisioning.models import GroupMembership
+
+    uid = scim.post("/Users", new_user(1)).json()["id"]
+    group = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Ops"}
+    gid = scim.post("/Groups", group).json()["id"]
+    _holding(monkeypatch, group_sync, "hold_linked", 0.6)
+    add = patch_ops({"op": "add", "path": "members", "value": [{"value": uid}]})
+    added, deleted = _at_once(
+        lambda: scim.patch(f"/Groups/{gid}", add).status_code,
+        lambda: scim.delete(f"/Users/{uid}").status_code,
+    )
+    assert (added, deleted) in ((200, 204), (204, 204))
+    assert not GroupMembership.objects.exists()  # the DELETE waited, then took it out

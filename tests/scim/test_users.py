@@ -1095,6 +1095,37 @@ def test_a_manager_named_by_its_ref_alone(scim, other_scim):
     assert snapshot() == before
 
 
+def test_an_empty_ref_names_no_manager_and_a_ref_may_carry_a_query(scim):
+    boss = scim.post("/Users", new_user(1)).json()
+    ref = boss["meta"]["location"] + "?attributes=id"
+    r = scim.post("/Users", new_user(2, **{ENTERPRISE: {"manager": {"$ref": ref}}}))
+    assert r.json()[ENTERPRISE]["manager"]["value"] == boss["id"]
+    body = new_user(2, **{ENTERPRISE: {"manager": {"displayName": "Boss", "$ref": ""}}})
+    r = scim.put(f"/Users/{r.json()['id']}", body)
+    assert r.status_code == 200 and ENTERPRISE not in r.json()  # cleared, as before $ref
+
+
+def test_a_remove_naming_an_email_as_text_removes_only_that_one(scim):
+    user = created(scim, new_user(1))
+    url = f"/Users/{_uid(user)}"
+    r = scim.patch(url, patch_ops({"op": "remove", "path": "emails", "value": "x@example.com"}))
+    assert r.json()["emails"][0]["value"] == "user1@example.com"
+    r = scim.patch(url, patch_ops({"op": "remove", "path": "emails", "value": "USER1@example.com"}))
+    assert "emails" not in r.json()
+
+
+def test_a_user_deleted_between_the_read_and_the_answer_is_404(scim, monkeypatch):
+    # A GET locks nothing; a user with a manager is answered from a second read, which a
+    # concurrent DELETE could leave empty: an IndexError, a 500, about once in 500 GETs.
+    from provisioning.scim import user_rows
+
+    boss = scim.post("/Users", new_user(1)).json()
+    report = scim.post("/Users", new_user(2, **{ENTERPRISE: {"manager": {"value": boss["id"]}}}))
+    monkeypatch.setattr(user_rows, "row_from_link", lambda *args: None)
+    monkeypatch.setattr(user_rows, "rows_by_ids", lambda ids: [])
+    assert_scim_error(scim.get(f"/Users/{report.json()['id']}"), 404)
+
+
 def test_a_manager_taken_back_releases_reports_an_older_delete_left_naming_it(scim):
     # Before DELETE released reports, it left them naming the hidden manager.
     boss = scim.post("/Users", new_user(1)).json()
