@@ -57,6 +57,13 @@ USER_COLUMNS = {
 LINK_COLUMNS = {"external_id": "external_id", "org_attribute": "org_attribute"}
 
 
+def _unknown_manager(state: dict) -> ProvisioningError:
+    return ProvisioningError(
+        f"manager {state['manager']!r} is not a user this provider provisioned; "
+        "push the manager first."
+    )
+
+
 def _validated(provider: Provider, state: dict[str, Any], link: ProviderUser | None) -> dict:
     """Check every staged value; return the state with the manager resolved to a user."""
     state = dict(state)
@@ -102,18 +109,15 @@ def _validated(provider: Provider, state: dict[str, Any], link: ProviderUser | N
             else None
         )
         if manager_link is None:
-            raise ProvisioningError(
-                f"manager {state['manager']!r} is not a user this provider provisioned; "
-                "push the manager first."
-            )
+            raise _unknown_manager(state)
         if link is not None and manager_link.user_id == link.user_id:
             raise ProvisioningError("A user cannot be their own manager.")
+        # A new manager's link held until this transaction ends (hold_linked); a create
+        # holds it in its own transaction, which begins after this (create_user).
         changes = link is None or link.user.manager_id != manager_link.user_id
-        if changes and not hold_linked(provider, [manager_link.user_id]):
-            raise ProvisioningError(  # DELETEd while this request ran
-                f"manager {state['manager']!r} is not a user this provider provisioned; "
-                "push the manager first."
-            )
+        needs_hold = changes and connection.in_atomic_block
+        if needs_hold and not hold_linked(provider, [manager_link.user_id]):
+            raise _unknown_manager(state)  # DELETEd while this request ran
         manager = manager_link.user
     state["manager_user"] = manager
     return state
@@ -297,13 +301,16 @@ def create_user(
             raise StaleProvider(stale=stale) from None
     state = _validated(provider, state, None)
     placement = placement or mapping.initial_placement(provider)
-    if one_round_trip:
+    manager = state["manager_user"]
+    if one_round_trip and manager is None:  # holding a manager's link is a read
         try:
             with later.one_transaction():
                 return _insert_new(provider, state, placement, actor=actor, keyed=True)
         except IntegrityError:
             pass  # userName or externalId taken (or a race): explained below
     with later.transaction():  # a savepoint only inside a caller's transaction
+        if manager is not None and not hold_linked(provider, [manager.pk]):
+            raise _unknown_manager(state)  # DELETEd since _validated read it
         return _insert_new(provider, state, placement, actor=actor, keyed=False)
 
 

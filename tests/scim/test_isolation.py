@@ -488,3 +488,25 @@ def test_a_member_added_while_the_user_is_deleted_does_not_stay(scim, monkeypatc
     )
     assert (added, deleted) in ((200, 204), (204, 204))
     assert not GroupMembership.objects.exists()  # the DELETE waited, then took it out
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("pushed", ["new", "taken back"])
+def test_a_user_created_with_a_manager_being_deleted_never_names_it(scim, monkeypatch, pushed):
+    # A create checked its manager before its own transaction began: the DELETE's release
+    # ran before the new report existed, and it kept naming the deleted manager.
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's concurrent transactions")
+    from provisioning import user_sync
+
+    boss = scim.post("/Users", new_user(1)).json()["id"]
+    if pushed == "taken back":
+        assert scim.delete(f"/Users/{scim.post('/Users', new_user(2)).json()['id']}").status_code
+    _holding(monkeypatch, user_sync, "hold_linked", 0.6)
+    body = new_user(2, **{ENTERPRISE: {"manager": {"value": boss}}})
+    created_status, deleted = _at_once(
+        lambda: scim.post("/Users", body).status_code,
+        lambda: scim.delete(f"/Users/{boss}").status_code,
+    )
+    assert (created_status, deleted) == (201, 204)
+    assert User.objects.get(username="user2@example.com").manager_id is None
