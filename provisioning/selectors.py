@@ -67,6 +67,30 @@ def user_groups_sql() -> str:
     )
 
 
+def group_members_sql() -> str:
+    """A scalar subquery for a SELECT over the group table, with one parameter (the
+    provider): the group's members that this provider still provisions, as JSON text
+    ``[[membership pk, user scim id], …]``. Read in the statement that reads the group, so
+    its version and its members come from one snapshot: read one after the other, a PATCH
+    committing in between served one version with two different memberships. SQLite (before
+    3.44) cannot order inside ``json_group_array``: readers sort by the membership pk."""
+    quote = connection.ops.quote_name
+    members = quote(GroupMembership._meta.db_table)
+    links = quote(ProviderUser._meta.db_table)
+    groups = quote(ScimGroup._meta.db_table)
+    pk, scim_id = f"{members}.{quote('id')}", f"{links}.{quote('scim_id')}"
+    if connection.vendor == "postgresql":
+        array = f"COALESCE(json_agg(json_build_array({pk}, {scim_id}) ORDER BY {pk}), '[]')::text"
+    else:
+        array = f"json_group_array(json_array({pk}, {scim_id}))"
+    return (
+        f"SELECT {array} FROM {members} INNER JOIN {links} "
+        f"ON {links}.{quote('user_id')} = {members}.{quote('user_id')} "
+        f"WHERE {members}.{quote('group_id')} = {groups}.{quote('id')} "
+        f"AND {links}.{quote('provider_id')} = %s"
+    )
+
+
 _LINK_WITH_USER: dict[bool, tuple] = {}
 
 

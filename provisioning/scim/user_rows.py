@@ -78,7 +78,7 @@ def _iso(value: str) -> str:
     return value + "+00:00"
 
 
-def _uuid_text(value: str | None) -> str | None:
+def uuid_text(value: str | None) -> str | None:
     # SQLite stores the 32 hex digits; PostgreSQL's uuid as text is already dashed.
     if value is not None and len(value) == 32:
         return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
@@ -109,8 +109,8 @@ def rows_from(names: list[str], fetched: list[tuple]) -> list[dict[str, Any]]:
     rows = []
     for values in fetched:
         row = dict(zip(names, values, strict=True))
-        row["scim_id"] = _uuid_text(row.pop("scim_text"))
-        row["manager_scim_id"] = _uuid_text(row.pop("manager_scim_text"))
+        row["scim_id"] = uuid_text(row.pop("scim_text"))
+        row["manager_scim_id"] = uuid_text(row.pop("manager_scim_text"))
         row["created"] = _iso(row["created"])
         row["modified"] = _iso(row["modified"])
         row["groups"] = parse_groups(row.pop("groups_json"))
@@ -122,7 +122,7 @@ def parse_groups(text: str | None) -> list[tuple[str, str]]:
     """``(scim id, displayName)`` of each group in ``user_groups_sql``'s JSON, by group."""
     if not text:
         return []
-    return [(_uuid_text(scim_id), name) for _, scim_id, name in sorted(orjson.loads(text))]
+    return [(uuid_text(scim_id), name) for _, scim_id, name in sorted(orjson.loads(text))]
 
 
 def rows_by_ids(ids: list[int]) -> list[dict[str, Any]]:

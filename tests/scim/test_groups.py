@@ -1004,3 +1004,18 @@ def test_a_display_name_reads_back_as_sent_and_is_found_by_it(scim):
     assert [g["id"] for g in r.json()["Resources"]] == [group["id"]]
     r = scim.post("/Groups", {"schemas": [GROUP], "displayName": "   "})
     assert_error(r, 400, "invalidValue", "displayName")
+
+
+def test_a_group_is_read_with_its_members_in_one_statement(scim):
+    # One snapshot: read one after the other, a PATCH committing in between served one
+    # meta.version with two different memberships (a concurrency probe saw 101 such pairs).
+    ids = [scim.post("/Users", new_user(i)).json()["id"] for i in (1, 2)]
+    body = {"schemas": [GROUP], "displayName": "Ops", "members": [{"value": ids[1]}]}
+    gid = scim.post("/Groups", body).json()["id"]
+    add = {"op": "add", "path": "members", "value": [{"value": ids[0]}]}
+    scim.patch(f"/Groups/{gid}", {"schemas": [PATCH_OP], "Operations": [add]})
+    with CaptureQueriesContext(connection) as queries:
+        r = scim.get(f"/Groups/{gid}")
+    assert [m["value"] for m in r.json()["members"]] == [ids[1], ids[0]]  # as added
+    reads = [q["sql"] for q in queries.captured_queries if "groupmembership" in q["sql"]]
+    assert len(reads) == 1 and 'FROM "provisioning_scimgroup"' in reads[0]
