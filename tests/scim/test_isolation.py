@@ -401,6 +401,14 @@ def test_a_write_chosen_as_a_deadlock_victim_runs_once_more(scim, monkeypatch, v
         assert "title" not in scim.get(f"/Users/{uid}").json()
 
 
+def concurrent(test):
+    """A test of two transactions at once: PostgreSQL's (SQLite runs one writer at a time)."""
+    needs = pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="needs PostgreSQL's concurrent transactions"
+    )
+    return needs(pytest.mark.django_db(transaction=True)(test))
+
+
 def _holding(monkeypatch, module, name, seconds):
     """``module.name`` made to wait ``seconds`` after it ran, with its locks held."""
     import time
@@ -438,12 +446,10 @@ def _at_once(first, second, delay=0.25):
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 
-@pytest.mark.django_db(transaction=True)
+@concurrent
 @pytest.mark.parametrize("first", ["manager set", "manager deleted"])
 def test_a_manager_deleted_while_a_report_names_it_is_never_left_named(scim, monkeypatch, first):
     # Both committed before: the report named a deleted manager (106 after a probe's run).
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL's concurrent transactions")
     from provisioning import user_sync
 
     boss = scim.post("/Users", new_user(1)).json()["id"]
@@ -470,10 +476,8 @@ def test_a_manager_deleted_while_a_report_names_it_is_never_left_named(scim, mon
     assert User.objects.get(username="user2@example.com").manager_id is None
 
 
-@pytest.mark.django_db(transaction=True)
+@concurrent
 def test_a_member_added_while_the_user_is_deleted_does_not_stay(scim, monkeypatch):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL's concurrent transactions")
     from provisioning import group_sync
     from provisioning.models import GroupMembership
 
@@ -490,13 +494,11 @@ def test_a_member_added_while_the_user_is_deleted_does_not_stay(scim, monkeypatc
     assert not GroupMembership.objects.exists()  # the DELETE waited, then took it out
 
 
-@pytest.mark.django_db(transaction=True)
+@concurrent
 @pytest.mark.parametrize("pushed", ["new", "taken back"])
 def test_a_user_created_with_a_manager_being_deleted_never_names_it(scim, monkeypatch, pushed):
     # A create checked its manager before its own transaction began: the DELETE's release
     # ran before the new report existed, and it kept naming the deleted manager.
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL's concurrent transactions")
     from provisioning import user_sync
 
     boss = scim.post("/Users", new_user(1)).json()["id"]
