@@ -302,16 +302,40 @@ def create_user(
     state = _validated(provider, state, None)
     placement = placement or mapping.initial_placement(provider)
     manager = state["manager_user"]
-    if one_round_trip and manager is None:  # holding a manager's link is a read
+    if one_round_trip:
         try:
             with later.one_transaction():
+                if manager is not None:  # held first, in the same round trip
+                    later.run(_HOLD_MANAGER, [provider.pk, manager.pk])
                 return _insert_new(provider, state, placement, actor=actor, keyed=True)
         except IntegrityError:
             pass  # userName or externalId taken (or a race): explained below
+        except DatabaseError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != _DIVISION_BY_ZERO:
+                raise
+            raise _unknown_manager(state) from None  # DELETEd since _validated read it
     with later.transaction():  # a savepoint only inside a caller's transaction
-        if manager is not None and not hold_linked(provider, [manager.pk]):
-            raise _unknown_manager(state)  # DELETEd since _validated read it
+        # _validated read the manager before this transaction began: read (PostgreSQL:
+        # hold) it again inside, or a DELETE committed in between goes unseen.
+        if manager is not None and not _still_linked(provider, manager):
+            raise _unknown_manager(state)
         return _insert_new(provider, state, placement, actor=actor, keyed=False)
+
+
+# A create's hold of its manager's link (selectors.hold_linked) inside its one pipeline, where
+# nothing can be read: dividing by the number of links held fails the transaction when the
+# manager's link is gone (SQLSTATE 22012).
+_HOLD_MANAGER = (
+    "SELECT 1 / (SELECT count(*) FROM (SELECT 1 FROM provisioning_provideruser "
+    "WHERE provider_id = %s AND user_id = %s FOR KEY SHARE) AS held)"
+)
+
+
+def _still_linked(provider: Provider, user: User) -> bool:
+    if connection.vendor == "postgresql":
+        return bool(hold_linked(provider, [user.pk]))
+    # One writer at a time (SQLite's IMMEDIATE transaction): a read inside it is enough.
+    return provider_users(provider).filter(user_id=user.pk).exists()
 
 
 def _insert_new(

@@ -34,19 +34,28 @@ from .schema import CORE_GROUP
 from .user_rows import uuid_text
 from .views import page_of
 
+_CORE_GROUP = CORE_GROUP.lower()
+
 
 def _members_excluded(request) -> bool:
     """Entra lists groups with ``excludedAttributes=members``; Okta may ask for
-    ``attributes=displayName``: either way the member query is not run."""
-    excluded = {
-        name.strip().lower()
-        for name in (request.query_params.get("excludedAttributes") or "").split(",")
-    }
-    included = {
-        name.strip().lower().split(".")[0]
-        for name in (request.query_params.get("attributes") or "").split(",")
-        if name.strip()
-    }
+    ``attributes=displayName``: either way the member query is not run. Names may carry the
+    core schema's URN (RFC 7644 §3.10), which alone names every core attribute."""
+
+    def names(parameter: str) -> set[str]:
+        found = set()
+        for name in (request.query_params.get(parameter) or "").split(","):
+            name = name.strip().lower()
+            if name == _CORE_GROUP:
+                name = "members"
+            elif name.startswith(_CORE_GROUP + ":"):
+                name = name[len(_CORE_GROUP) + 1 :]
+            if name:
+                found.add(name)
+        return found
+
+    excluded = names("excludedAttributes")
+    included = {name.split(".")[0] for name in names("attributes")}
     return "members" in excluded or bool(included and "members" not in included)
 
 

@@ -1019,3 +1019,26 @@ def test_a_group_is_read_with_its_members_in_one_statement(scim):
     assert [m["value"] for m in r.json()["members"]] == [ids[1], ids[0]]  # as added
     reads = [q["sql"] for q in queries.captured_queries if "groupmembership" in q["sql"]]
     assert len(reads) == 1 and 'FROM "provisioning_scimgroup"' in reads[0]
+
+
+@pytest.mark.parametrize(
+    ("query", "has_members"),
+    [
+        ("attributes=urn:ietf:params:scim:schemas:core:2.0:Group:members", True),
+        ("attributes=urn:ietf:params:scim:schemas:core:2.0:Group:members.value", True),
+        ("attributes=urn:ietf:params:scim:schemas:core:2.0:Group", True),
+        ("excludedAttributes=urn:ietf:params:scim:schemas:core:2.0:Group:members", False),
+        ("attributes=displayName", False),
+    ],
+)
+def test_members_named_with_the_core_urn_are_read(scim, query, has_members):
+    # RFC 7644 §3.10: an attribute may be named with its schema URN; the URN-named members
+    # were asked for, and answered without any.
+    uid = scim.post("/Users", new_user(1)).json()["id"]
+    body = {"schemas": [GROUP], "displayName": "Ops", "members": [{"value": uid}]}
+    gid = scim.post("/Groups", body).json()["id"]
+    r = scim.get(f"/Groups/{gid}?{query}")
+    assert r.status_code == 200, r.content
+    assert ("members" in r.json()) == has_members
+    if has_members:
+        assert r.json()["members"][0]["value"] == uid

@@ -512,3 +512,46 @@ def test_a_user_created_with_a_manager_being_deleted_never_names_it(scim, monkey
     )
     assert (created_status, deleted) == (201, 204)
     assert User.objects.get(username="user2@example.com").manager_id is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_manager_deleted_after_a_create_checked_it_is_not_named(scim, monkeypatch):
+    # The create reads its manager before its transaction begins; a DELETE committing in
+    # between went unseen (on SQLite too) and the new user named the deleted manager.
+    from provisioning import user_sync
+
+    boss = scim.post("/Users", new_user(1)).json()["id"]
+    real = user_sync._validated
+
+    def then_deleted(provider, state, link):
+        checked = real(provider, state, link)
+        if link is None and state["manager"]:
+            thread = threading.Thread(target=lambda: (scim.delete(f"/Users/{boss}"),
+                                                      connection.close()))  # fmt: skip
+            thread.start()
+            thread.join()
+        return checked
+
+    monkeypatch.setattr(user_sync, "_validated", then_deleted)
+    body = new_user(2, **{ENTERPRISE: {"manager": {"value": boss}}})
+    r = scim.post("/Users", body)
+    assert_scim_error(r, 400, "invalidValue")
+    assert "push the manager first" in r.json()["detail"]
+    assert not User.objects.filter(username="user2@example.com").exists()
+
+
+@concurrent
+def test_a_create_naming_a_manager_being_deleted_waits_and_is_refused(scim, monkeypatch):
+    # The one-round-trip create holds the manager's link in its pipeline: behind a DELETE
+    # that holds it FOR UPDATE, it waits, finds it gone, and writes nothing.
+    from provisioning import user_sync
+
+    boss = scim.post("/Users", new_user(1)).json()["id"]
+    _holding(monkeypatch, user_sync, "_release_reports", 0.6)
+    body = new_user(2, **{ENTERPRISE: {"manager": {"value": boss}}})
+    deleted, created_status = _at_once(
+        lambda: scim.delete(f"/Users/{boss}").status_code,
+        lambda: scim.post("/Users", body).status_code,
+    )
+    assert (deleted, created_status) == (204, 400)
+    assert not User.objects.filter(username="user2@example.com").exists()
