@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import orjson
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models.expressions import RawSQL
 from rest_framework.response import Response
 
@@ -89,7 +89,9 @@ class GroupResourceMixin:
         groups = [by_id[i] for i in ids if i in by_id]
         if with_members:
             for group in groups:
-                pairs = sorted(orjson.loads(group.members_json or "[]"))
+                pairs = orjson.loads(group.members_json or "[]")
+                if connection.vendor != "postgresql":  # ordered there by the query
+                    pairs.sort()
                 group.visible_member_ids = [uuid_text(scim_id) for _, scim_id in pairs]
         return groups
 
