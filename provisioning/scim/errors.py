@@ -12,6 +12,7 @@ import base64
 import binascii
 import hmac
 import logging
+from contextlib import contextmanager
 
 import orjson
 from django.conf import settings
@@ -22,7 +23,7 @@ from django.core.exceptions import (
     SuspiciousOperation,
     ValidationError,
 )
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.http import HttpResponse
 from django.views import defaults
 from django_scim import exceptions as django_scim_exceptions
@@ -185,8 +186,37 @@ def scim_exception_handler(exc, context):
         logger.exception("Unexpected error in SCIM request %s", request_id)
         status, scim_type = 500, None
         detail = f"Internal server error (request id {request_id})."
-    _record_rejection(request, view, status, scim_type, detail)
+    if _sqlite_busy(exc):
+        # The database stayed locked past the 30 s busy timeout: recording the refusal
+        # waited 30 s more and failed too, so the IdP heard its 503 after a minute (past
+        # many a client's timeout) and nobody saw why. It gets one second.
+        with _busy_timeout(1000):
+            _record_rejection(request, view, status, scim_type, detail)
+    else:
+        _record_rejection(request, view, status, scim_type, detail)
     return error_response(status, detail, scim_type, headers=headers)
+
+
+def _sqlite_busy(exc) -> bool:
+    return (
+        connection.vendor == "sqlite"
+        and isinstance(exc, OperationalError)
+        and "database is locked" in str(exc)
+    )
+
+
+@contextmanager
+def _busy_timeout(milliseconds: int):
+    """SQLite's busy timeout set for this connection inside the block, restored after."""
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        (before,) = cursor.fetchone()
+        cursor.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA busy_timeout = {int(before)}")
 
 
 # PostgreSQL: deadlock detected, serialization failure, lock not available.
@@ -266,4 +296,10 @@ def _record_rejection(request, view, status: int, scim_type, detail: str) -> Non
             request_id=getattr(request, "scim_request_id", ""),
         )
     except Exception:  # recording must never turn an answer into a 500
-        logger.exception("Could not record a rejected SCIM request")
+        # What the row would have said, so the refusal is not lost (SQLite locked past its
+        # timeout refuses this row too).
+        logger.exception(
+            "Could not record a rejected SCIM request: provider %s, %s %s, %s %s: %s",
+            provider.name, request.method, request.get_full_path(), status, scim_type or "",
+            detail,
+        )  # fmt: skip

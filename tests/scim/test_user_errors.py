@@ -499,6 +499,37 @@ def test_a_write_conflict_the_database_broke_is_503_retry(scim, monkeypatch, sql
     assert r["Retry-After"] == "1"
 
 
+def test_a_database_busy_past_its_timeout_records_its_refusal_within_a_second(scim, monkeypatch):
+    # Recording the refusal waited a second full busy timeout (30 s) on the same lock: the
+    # IdP heard its 503 after a minute, and the row was lost anyway.
+    from django.db import OperationalError, connection
+
+    from provisioning import user_sync
+    from provisioning.scim import errors
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's busy timeout")
+
+    def locked(*args, **kwargs):
+        raise OperationalError("database is locked")
+
+    def timeout() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout")
+            return cursor.fetchone()[0]
+
+    seen = []
+    record = errors._record_rejection
+    monkeypatch.setattr(
+        errors, "_record_rejection", lambda *a: (seen.append(timeout()), record(*a))
+    )
+    monkeypatch.setattr(user_sync, "create_user", locked)
+    before = timeout()
+    assert_scim_error(scim.post("/Users", new_user(9)), 503)
+    assert seen == [1000] and timeout() == before > 1000
+    assert RejectedRequest.objects.get().status == 503
+
+
 def test_unexpected_exception_is_a_generic_500_without_its_text(scim, monkeypatch):
     from provisioning import user_sync
 
