@@ -36,6 +36,17 @@ def hold_linked(provider: Provider, user_ids: list[int]) -> set[int]:
         return {row[0] for row in cursor.fetchall()}
 
 
+def hold_linked_or_fail(provider: Provider, user_id: int) -> tuple[str, list]:
+    """``hold_linked`` of one user as a statement that reads nothing back, for a pipeline
+    (``synclog.later.one_transaction``): it divides by the number of links held, so it
+    fails the transaction (SQLSTATE 22012, division by zero) when the link is gone."""
+    return (
+        "SELECT 1 / (SELECT count(*) FROM (SELECT 1 FROM provisioning_provideruser "
+        "WHERE provider_id = %s AND user_id = %s FOR KEY SHARE) AS held)",
+        [provider.pk, user_id],
+    )
+
+
 def provider_groups(provider: Provider) -> QuerySet[ScimGroup]:
     return ScimGroup.objects.filter(provider=provider)
 

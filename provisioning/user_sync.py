@@ -27,7 +27,7 @@ from synclog.record import Actor
 
 from . import mapping
 from .models import GroupMembership, Provider, ProviderUser, RemovedProviderUser, ScimGroup
-from .selectors import hold_linked, provider_users
+from .selectors import hold_linked, hold_linked_or_fail, provider_users
 
 
 class ProvisioningError(ValueError):
@@ -158,7 +158,7 @@ class StaleProvider(Exception):
         self.stale = stale
 
 
-_DIVISION_BY_ZERO = "22012"  # SQLSTATE: _count_link's check failed
+_DIVISION_BY_ZERO = "22012"  # SQLSTATE: _count_link's check, or hold_linked_or_fail's, failed
 
 
 def _uuid_or_none(value: str):
@@ -306,7 +306,7 @@ def create_user(
         try:
             with later.one_transaction():
                 if manager is not None:  # held first, in the same round trip
-                    later.run(_HOLD_MANAGER, [provider.pk, manager.pk])
+                    later.run(*hold_linked_or_fail(provider, manager.pk))
                 return _insert_new(provider, state, placement, actor=actor, keyed=True)
         except IntegrityError:
             pass  # userName or externalId taken (or a race): explained below
@@ -320,15 +320,6 @@ def create_user(
         if manager is not None and not _still_linked(provider, manager):
             raise _unknown_manager(state)
         return _insert_new(provider, state, placement, actor=actor, keyed=False)
-
-
-# A create's hold of its manager's link (selectors.hold_linked) inside its one pipeline, where
-# nothing can be read: dividing by the number of links held fails the transaction when the
-# manager's link is gone (SQLSTATE 22012).
-_HOLD_MANAGER = (
-    "SELECT 1 / (SELECT count(*) FROM (SELECT 1 FROM provisioning_provideruser "
-    "WHERE provider_id = %s AND user_id = %s FOR KEY SHARE) AS held)"
-)
 
 
 def _still_linked(provider: Provider, user: User) -> bool:
@@ -552,10 +543,7 @@ def remove_user(link: ProviderUser, *, actor: Actor) -> None:
         # The link FOR UPDATE before reports and memberships are read: a write naming this
         # user (as a manager, a new member) holds the link FOR KEY SHARE (hold_linked), so
         # it commits first and is undone below, or finds the link gone.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT id FROM provisioning_provideruser WHERE id = %s FOR UPDATE", [link.pk]
-            )
+        list(ProviderUser.objects.filter(pk=link.pk).select_for_update().values_list("pk"))
     user = User.objects.select_for_update(no_key=True).get(pk=link.user_id)
     if user.status != UserStatus.DEACTIVATED:
         identity_services.deprovision(

@@ -12,7 +12,7 @@ import base64
 import binascii
 import hmac
 import logging
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import orjson
 from django.conf import settings
@@ -186,23 +186,20 @@ def scim_exception_handler(exc, context):
         logger.exception("Unexpected error in SCIM request %s", request_id)
         status, scim_type = 500, None
         detail = f"Internal server error (request id {request_id})."
-    if _sqlite_busy(exc):
-        # The database stayed locked past the 30 s busy timeout: recording the refusal
-        # waited 30 s more and failed too, so the IdP heard its 503 after a minute (past
-        # many a client's timeout) and nobody saw why. It gets one second.
-        with _busy_timeout(1000):
-            _record_rejection(request, view, status, scim_type, detail)
-    else:
+    # SQLite locked past its 30 s busy timeout: recording the refusal waited 30 s more and
+    # failed too, so the IdP heard its 503 after a minute (past many a client's timeout) and
+    # nobody saw why. It gets one second.
+    with _busy_timeout(1000) if _sqlite_busy(exc) else nullcontext():
         _record_rejection(request, view, status, scim_type, detail)
     return error_response(status, detail, scim_type, headers=headers)
 
 
 def _sqlite_busy(exc) -> bool:
-    return (
-        connection.vendor == "sqlite"
-        and isinstance(exc, OperationalError)
-        and "database is locked" in str(exc)
-    )
+    return connection.vendor == "sqlite" and _locked(exc)
+
+
+def _locked(exc) -> bool:
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc)
 
 
 @contextmanager
@@ -219,15 +216,17 @@ def _busy_timeout(milliseconds: int):
             cursor.execute(f"PRAGMA busy_timeout = {int(before)}")
 
 
-# PostgreSQL: deadlock detected, serialization failure, lock not available.
-_TRANSIENT_SQLSTATES = {"40P01", "40001", "55P03"}
+# PostgreSQL: deadlock detected and serialization failure (run again at once), lock not
+# available (the client's to retry).
+_RETRIED_SQLSTATES = {"40P01", "40001"}
+_TRANSIENT_SQLSTATES = _RETRIED_SQLSTATES | {"55P03"}
 
 
 def retry_resolves(exc) -> bool:
     """A PostgreSQL deadlock or serialization failure: the request's transaction rolled back
     and running it again succeeds (SQLite's busy timeout, 30 s spent, is not retried)."""
     return isinstance(exc, OperationalError) and (
-        getattr(exc.__cause__, "sqlstate", None) in ("40P01", "40001")
+        getattr(exc.__cause__, "sqlstate", None) in _RETRIED_SQLSTATES
     )
 
 
@@ -237,7 +236,7 @@ def _transient(exc) -> bool:
         return False
     if getattr(exc.__cause__, "sqlstate", None) in _TRANSIENT_SQLSTATES:
         return True
-    return "database is locked" in str(exc)  # SQLite
+    return _locked(exc)  # SQLite
 
 
 REFUSED_CREDENTIALS_EVERY = 60  # seconds: at most one 401 row per provider in that time

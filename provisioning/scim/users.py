@@ -91,7 +91,11 @@ _CORE_SUB_ATTRIBUTES = {
     "groups": {"value", "$ref", "display", "type"},
 }  # fmt: skip
 _PREFERRED_TYPES = {"work"}
-_ADDRESS_COLUMNS = {"locality": "locality", "region": "region", "country": "country"}
+# The state columns of the one email and the one address kept, by sub-attribute.
+_KEPT_COLUMNS = {
+    "emails": {"value": "email"},
+    "addresses": {"locality": "locality", "region": "region", "country": "country"},
+}
 _NOT_KEPT = "(not kept)"  # a value path selecting values of an attribute Gatehouse ignores
 
 
@@ -378,16 +382,15 @@ class UserAdapter(SCIMMixin):
         creates it when the filter would select it (``[type eq "work" and primary eq
         true].value``). A filter on the kept values that selects nothing is RFC 7644
         §3.5.2.3's ``noTarget`` for a replace, and removes nothing."""
-        subs = ("value",) if attribute.lower() == "emails" else ("locality", "region", "country")
-        field = {"value": "email"}
+        columns = _KEPT_COLUMNS[attribute.lower()]
         entry = {"type": "work", "primary": True}
-        kept = {sub: self.state[field.get(sub, sub)] for sub in subs}
+        kept = {sub: self.state[column] for sub, column in columns.items()}
         if any(kept.values()):
             if selector.holds({**entry, **kept}):
                 return True
         elif selector.holds(entry):
             return op != "remove"  # nothing kept: nothing to remove
-        if selector.names & set(subs):
+        if selector.names & columns.keys():
             if op == "remove":
                 return False
             raise errors.NoTarget(f"No {attribute} entry matches {path!r}.")
@@ -402,7 +405,7 @@ class UserAdapter(SCIMMixin):
             uri is None or uri.lower() == CORE_USER.lower()
         ):
             return True
-        columns = {"value": "email"} if attr_l == "emails" else _ADDRESS_COLUMNS
+        columns = _KEPT_COLUMNS[attr_l]
         if sub is not None:  # emails[type eq "work"].value, "value": "old@…"
             column = columns.get(sub.lower())
             if column is None or not isinstance(value, str):
@@ -428,7 +431,7 @@ class UserAdapter(SCIMMixin):
         return False
 
 
-_USER_REF = re.compile(r"/Users/([^/?#]+)/?$", re.IGNORECASE)
+_USER_REF = re.compile(r"/Users/([^/?#]+)/?(?:[?#].*)?$", re.IGNORECASE)
 
 
 def _manager_reference(manager: dict) -> Any:
@@ -437,7 +440,7 @@ def _manager_reference(manager: dict) -> Any:
     ref = manager.get("$ref")
     if manager.get("value") is not None or ref is None or ref == "":
         return manager.get("value")
-    match = _USER_REF.search(ref.split("?")[0].split("#")[0]) if isinstance(ref, str) else None
+    match = _USER_REF.search(ref) if isinstance(ref, str) else None
     if match is None:
         raise errors.InvalidValue(f"manager.$ref {ref!r} names no user (…/Users/<id>).")
     return match.group(1)
