@@ -262,7 +262,13 @@ def _send_eta_message(due_at, delay: timedelta) -> None:
 
 
 def deprovision(
-    user: User, *, actor: Actor, delay: timedelta, locked: bool = False, open_row=UNREAD
+    user: User,
+    *,
+    actor: Actor,
+    delay: timedelta,
+    locked: bool = False,
+    open_row=UNREAD,
+    at=None,
 ) -> User:
     """The provider said active=false, or DELETEd the user: block now and schedule the
     deactivation at now + ``delay``; a delay of 0 deactivates now.
@@ -276,12 +282,12 @@ def deprovision(
     check_deactivation_delay(delay)
     if open_row is not UNREAD and not locked:
         raise ValueError("open_row is only valid for a user the caller has locked")
-    return _deprovision(user, actor=actor, delay=delay, locked=locked, open_row=open_row)
+    return _deprovision(user, actor=actor, delay=delay, locked=locked, open_row=open_row, at=at)
 
 
 @transaction.atomic(savepoint=False)
 def _deprovision(
-    user: User, *, actor: Actor, delay: timedelta, locked: bool, open_row=UNREAD
+    user: User, *, actor: Actor, delay: timedelta, locked: bool, open_row=UNREAD, at=None
 ) -> User:
     # the guard builds on these services
     from .deactivation import guard_holds_provider, guard_reading_sql
@@ -295,7 +301,7 @@ def _deprovision(
     # unique constraint refuses a second open row and this is a no-op, as the lookup says.
     if user.status == UserStatus.BLOCKED and _open_deactivation(user, open_row) is not None:
         return user
-    now = timezone.now()
+    now = at or timezone.now()
     provider = _provider_of(user, actor)
     row = PendingDeactivation(
         user=user,
@@ -415,6 +421,7 @@ def apply_provider_active(
     delay: timedelta,
     locked: bool = False,
     open_row=UNREAD,
+    at=None,
 ) -> User:
     """What a provider's ``active`` value means for the user (SCIM PUT/PATCH):
 
@@ -426,11 +433,13 @@ def apply_provider_active(
     ``locked=True``: the caller holds this user instance's row lock in its transaction.
     ``open_row``: the user's open deactivation (or None), read row-locked after that lock in
     the same transaction; only with ``locked``.
+    ``at``: when a deprovision happens, for a user created inactive by the same request (its
+    ``meta.lastModified`` stays its ``created``, RFC 7643 §3.1); default now.
     """
     if open_row is not UNREAD and not locked:
         raise ValueError("open_row is only valid for a user the caller has locked")
     if not active:
-        return deprovision(user, actor=actor, delay=delay, locked=locked, open_row=open_row)
+        return deprovision(user, actor=actor, delay=delay, locked=locked, open_row=open_row, at=at)
     return _apply_active_true(user, actor=actor, locked=locked, open_row=open_row)
 
 

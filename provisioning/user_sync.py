@@ -387,10 +387,8 @@ def _insert_new(
     for role in roles:
         insert_later(User.roles.through(user_id=user.pk, role_id=role.pk))
     _count_link(provider, +1, unchanged)
-    changes = [
-        (SyncChange.USER_ADDED, "userName", None, user.username),
-        (SyncChange.ORGANIZATION_CHANGED, "organization", None, organization.label),
-    ]
+    changes = [(SyncChange.USER_ADDED, "userName", None, user.username), *_added_values(state)]
+    changes.append((SyncChange.ORGANIZATION_CHANGED, "organization", None, organization.label))
     if roles:
         roles_text = ", ".join(sorted(r.name for r in roles))
         changes.append((SyncChange.ROLES_CHANGED, "roles", None, roles_text))
@@ -403,8 +401,29 @@ def _insert_new(
             actor=actor,
             delay=provider.deactivation_delay,
             locked=True,  # inserted by this transaction: nobody else can see it yet
+            at=now,  # created blocked: never modified since (meta.lastModified = created)
         )
     return link
+
+
+def _added_values(state: dict) -> list[tuple]:
+    """A new user's sync-log rows for the values it was pushed with, beside its "user
+    added" row: one per attribute that has one (PRODUCT.md "Sync log": the first value of
+    an attribute is a change too, and the log is where an auditor reads what was pushed)."""
+    from .scim.users import SCIM_NAMES  # names as the IdP knows them
+
+    rows = [
+        (SyncChange.USER_ADDED, SCIM_NAMES[field], None, state[field])
+        for field in _ADDED_FIELDS
+        if state[field]
+    ]
+    if state["manager_user"] is not None:  # PRODUCT.md: manager values carry the user id
+        rows.append((SyncChange.USER_ADDED, SCIM_NAMES["manager"], None, state["manager_user"].pk))
+    return rows
+
+
+# What a create logs besides userName (its own row) and the organization.
+_ADDED_FIELDS = [f for f in (*USER_COLUMNS, *LINK_COLUMNS) if f != "username"]
 
 
 @transaction.atomic(savepoint=False)

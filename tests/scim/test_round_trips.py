@@ -148,7 +148,9 @@ def test_both_paths_write_the_same_rows(scim, monkeypatch):
 
     assert same_person(9101) == same_person(9102)
     fast = rows_of("user9101@example.com")
-    assert fast["roles"] == ["Desktop User"] and len(fast["sync"]) == 3 and fast["audit"]
+    # user added (userName, externalId, name.givenName, name.familyName, emails.value),
+    # organization, roles
+    assert fast["roles"] == ["Desktop User"] and len(fast["sync"]) == 7 and fast["audit"]
     assert Provider.objects.get(pk=scim.provider.pk).user_count == 2
 
 

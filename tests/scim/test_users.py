@@ -10,6 +10,7 @@ from identity.models import DeactivationState, PendingDeactivation, User, UserSt
 from synclog.models import AuditLogEntry, SyncChange, SyncLogEntry
 from tests.scim.conftest import (
     CORE_USER_URN,
+    ENTERPRISE_URN,
     LIST_URN,
     assert_scim_error,
     created,
@@ -62,27 +63,51 @@ def test_create_stores_every_supported_attribute(scim):
     assert user.status == UserStatus.ACTIVE
 
 
-def test_create_writes_user_added_sync_row_and_audit_row(scim):
+def test_create_logs_user_added_with_each_value_pushed_and_one_audit_row(scim):
     before_audit = AuditLogEntry.objects.count()
-    user = created(scim, new_user(3))
-    rows = SyncLogEntry.objects.filter(user_id=user.pk)
-    added = rows.get(change_type=SyncChange.USER_ADDED)
-    assert (added.provider_id, added.user_label, added.new_value) == (
-        scim.provider.pk,
-        "user3@example.com",
-        "user3@example.com",
-    )
+    boss = created(scim, new_user(2))
+    body = new_user(3, title="Engineer", addresses=[{"type": "work", "country": "DE"}])
+    body[ENTERPRISE_URN] = {
+        "department": "R&D",
+        "manager": {"value": str(boss.provider_link.scim_id)},
+    }
+    user = created(scim, body)
+    rows = SyncLogEntry.objects.filter(user_id=user.pk).order_by("pk")
+    assert {r.provider_id for r in rows} == {scim.provider.pk}
+    assert {r.user_label for r in rows} == {"user3@example.com"}
+    added = [(r.attribute, r.old_value, r.new_value) for r in rows if r.change_type == "user_added"]
+    # userName first; then each value the user was pushed with, by its SCIM name; nothing
+    # for what it was not given (displayName, userType...).
+    assert added == [
+        ("userName", "", "user3@example.com"),
+        ("name.givenName", "", "Ada"),
+        ("name.familyName", "", "Lovelace3"),
+        ("title", "", "Engineer"),
+        ("emails.value", "", "user3@example.com"),
+        ("addresses.country", "", "DE"),
+        ("department", "", "R&D"),
+        ("externalId", "", "ext-3"),
+        ("manager", "", str(boss.pk)),  # PRODUCT.md: manager values carry the user id
+    ]
     assert not rows.filter(change_type=SyncChange.ATTRIBUTE_UPDATED).exists()
+    assert rows.filter(change_type=SyncChange.ORGANIZATION_CHANGED).count() == 1
     audit = AuditLogEntry.objects.order_by("pk")[before_audit:]
     assert [(a.action, a.actor_label, a.target_label) for a in audit] == [
-        ("user_added", scim.provider.credential_username, "user3@example.com")
+        ("user_added", scim.provider.credential_username, "user2@example.com"),
+        ("user_added", scim.provider.credential_username, "user3@example.com"),
     ]
 
 
 def test_create_with_active_false_blocks_and_schedules_deactivation(scim):
-    user = created(scim, new_user(4, active=False))
+    r = scim.post("/Users", new_user(4, active=False))
+    assert r.status_code == 201, r.content
+    user = User.objects.get(username="user4@example.com")
     assert user.status == UserStatus.BLOCKED
     assert PendingDeactivation.objects.filter(user=user, state=DeactivationState.PENDING).exists()
+    # Blocked as it was created: never modified since (RFC 7643 §3.1), as the next read says.
+    meta = r.json()["meta"]
+    assert meta["lastModified"] == meta["created"]
+    assert scim.get(f"/Users/{r.json()['id']}").json()["meta"] == meta
 
 
 def test_create_accepts_application_json(scim):
@@ -1061,7 +1086,9 @@ def test_a_deleted_manager_is_released_by_its_reports_and_stays_released(scim):
     # The release is the report's change, logged as any manager change (PRODUCT.md: manager
     # values carry the user id).
     report_user = User.objects.get(username="user2@example.com")
-    row = SyncLogEntry.objects.get(user_id=report_user.pk, attribute__icontains="manager")
+    row = SyncLogEntry.objects.get(
+        user_id=report_user.pk, attribute__icontains="manager", change_type="attribute_updated"
+    )
     boss_user = User.objects.get(username="user1@example.com")
     assert (row.change_type, row.old_value, row.new_value) == (
         SyncChange.ATTRIBUTE_UPDATED,
