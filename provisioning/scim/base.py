@@ -102,9 +102,17 @@ class ScimJSONRenderer(JSONRenderer):
         return orjson.dumps(data)
 
 
+class PlainJSONRenderer(ScimJSONRenderer):
+    """The same body, labelled ``application/json``: for a client that accepts only that."""
+
+    media_type = "application/json"
+
+
 class AlwaysScimJSON(BaseContentNegotiation):
     """IdPs send all sorts of Accept headers (``*/*``, ``application/json``); the answer is
-    always SCIM JSON (RFC 7644 §3.1), never a 406."""
+    always SCIM JSON (RFC 7644 §3.1), never a 406. It is labelled ``application/json`` only
+    for a client that accepts that and not ``application/scim+json`` (RFC 7644 §3.8: both
+    name SCIM documents)."""
 
     def select_parser(self, request, parsers):
         for parser in parsers:
@@ -113,7 +121,17 @@ class AlwaysScimJSON(BaseContentNegotiation):
         return None
 
     def select_renderer(self, request, renderers, format_suffix=None):
+        accepted = {
+            part.split(";")[0].strip().lower()
+            for part in request.headers.get("Accept", "").split(",")
+        }
+        if "application/json" in accepted and accepted.isdisjoint(_SCIM_JSON_RANGES):
+            return _PLAIN_JSON, _PLAIN_JSON.media_type
         return renderers[0], renderers[0].media_type
+
+
+_SCIM_JSON_RANGES = {"application/scim+json", "application/*", "*/*"}
+_PLAIN_JSON = PlainJSONRenderer()
 
 
 _WRITES = {"POST", "PUT", "PATCH", "DELETE"}

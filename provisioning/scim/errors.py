@@ -81,6 +81,10 @@ class NotFound(ScimError):
     status = 404
 
 
+class Forbidden(ScimError):
+    status = 403
+
+
 class NotImplementedOperation(ScimError):
     """501: an operation the service does not offer (RFC 7644 §3.11 /Me, §3.7 /Bulk, whose
     absence ServiceProviderConfig announces)."""

@@ -15,6 +15,7 @@ urlpatterns = [
     re_path(_base + r"Schemas/?$", views.SchemasView.as_view()),
     re_path(_base + r"Schemas/(?P<schema_id>[^/]+)/?$", views.SchemasView.as_view()),
     re_path(_base + r"\.search/?$", views.RootSearchView.as_view()),
+    re_path(_base + r"?$", views.RootQueryView.as_view()),
     re_path(_base + r"Users/\.search/?$", views.UsersSearchView.as_view()),
     re_path(_base + r"Groups/\.search/?$", group_views.GroupsSearchView.as_view()),
     re_path(_base + r"Users/?$", views.UsersView.as_view(), name="users"),

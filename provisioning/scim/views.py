@@ -44,12 +44,21 @@ from .users import UserAdapter, etag, state_of
 # --- discovery ------------------------------------------------------------------------------
 
 
-class ServiceProviderConfigView(ScimView):
+class DiscoveryView(ScimView):
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if request.query_params.get("filter") is not None:
+            # RFC 7644 §4: other parameters are ignored, but a filter SHOULD be a 403, so
+            # that no client takes the documents it gets for the ones it asked for.
+            raise errors.Forbidden("Discovery endpoints cannot be filtered.")
+
+
+class ServiceProviderConfigView(DiscoveryView):
     def get(self, request, provider_slug):
         return Response(discovery.service_provider_config(self.provider))
 
 
-class ResourceTypesView(ScimView):
+class ResourceTypesView(DiscoveryView):
     def get(self, request, provider_slug, resource_id=None):
         types = discovery.resource_types(self.provider)
         if resource_id is None:
@@ -60,7 +69,7 @@ class ResourceTypesView(ScimView):
         raise errors.NotFound(f"Resource type {resource_id!r} not found.")
 
 
-class SchemasView(ScimView):
+class SchemasView(DiscoveryView):
     def get(self, request, provider_slug, schema_id=None):
         schemas = discovery.schemas(self.provider)
         if schema_id is None:
@@ -421,9 +430,12 @@ class RootSearchView(UserResourceMixin, ScimView):
     type can take is the first type's own 400."""
 
     def post(self, request, provider_slug):
+        use_search_body(request)
+        return self.search(request)
+
+    def search(self, request):
         from .group_views import GroupsView
 
-        use_search_body(request)
         start, count = paging(request)
         params = request._request.GET
         types, refused, view_classes = [], [], (UsersView, GroupsView)
@@ -474,3 +486,13 @@ class RootSearchView(UserResourceMixin, ScimView):
         query["startIndex"], query["count"] = str(start), str(count)
         view.request._request.GET = query
         return view.get(view.request, view.kwargs["provider_slug"]).data
+
+
+class RootQueryView(RootSearchView):
+    """``GET`` of the base URL itself: a query against the server root (RFC 7644 §3.4.2.1),
+    with its query parameters, answered as ``POST /.search`` answers the same in a body."""
+
+    http_method_names = ["get"]
+
+    def get(self, request, provider_slug):
+        return self.search(request)

@@ -123,9 +123,10 @@ def test_unknown_endpoints_under_a_base_url_answer_a_scim_404(scim):
         r = scim.get(path)
         assert r.status_code == 404, r.content
         assert r.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
-    r = scim.client.get(scim.base)  # the base URL itself, no trailing slash
-    assert r.status_code == 404, r.content
-    assert r.json()["status"] == "404"
+    # The base URL itself is the server root: a query (test_groups.py), a write a SCIM 405.
+    r = scim.client.delete(scim.base)
+    assert r.status_code == 405, r.content
+    assert r.json()["status"] == "405"
 
 
 def test_me_and_bulk_are_501_not_implemented(scim):
@@ -169,3 +170,12 @@ def test_the_schemas_say_what_the_service_does(scim):
     members = next(a for a in group if a["name"] == "members")
     member_type = next(a for a in members["subAttributes"] if a["name"] == "type")
     assert member_type["canonicalValues"] == ["User"]  # a group as a member is refused
+
+
+def test_a_filter_on_a_discovery_endpoint_is_403(scim):
+    # RFC 7644 §4: a filter there SHOULD be a 403; other query parameters are ignored.
+    for path in ("/ServiceProviderConfig", "/Schemas", "/ResourceTypes", "/ResourceTypes/User"):
+        r = scim.get(path, data={"Filter": 'id eq "User"'})
+        assert r.status_code == 403, (path, r.content)
+        assert r.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+        assert scim.get(path, data={"count": "1", "attributes": "id"}).status_code == 200

@@ -922,6 +922,22 @@ def test_root_search_or_across_types_finds_each_type_s_matches(scim):
     assert ids[0] == users[1] and len(ids) == 3  # user2, and both groups (no userName)
 
 
+def test_a_get_of_the_base_url_is_a_query_against_the_server_root(scim):
+    # RFC 7644 §3.4.2.1: what POST /.search answers for a body, GET of the root answers for
+    # the same query parameters, with or without the trailing slash.
+    users = make_users(scim, 2)
+    make_group(scim, "Ops")
+    query = {"filter": 'displayName eq "Ops" or userName eq "user1@example.com"'}
+    searched = scim.post("/.search", query).json()
+    for path in ("/", ""):
+        r = scim.get(path, data=query)
+        assert r.status_code == 200, r.content
+        assert r.json() == searched
+    assert [x["id"] for x in scim.get("/", data={"count": "1"}).json()["Resources"]] == users[:1]
+    assert_error(scim.get("/", data={"filter": "(((("}), 400, "invalidFilter")
+    assert_error(scim.post("/", {}), 405, None)
+
+
 @pytest.mark.parametrize(
     "body",
     [{"filter": "(((("}, {"filter": "garbage garbage"}, {"filter": "x" * 2001},

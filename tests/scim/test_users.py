@@ -115,6 +115,31 @@ def test_create_accepts_application_json(scim):
     assert r.status_code == 201, r.content
 
 
+@pytest.mark.parametrize(
+    "accept, answered",
+    [
+        ("application/json", "application/json"),
+        ("application/json;q=0.9, text/plain", "application/json"),
+        ("application/scim+json", "application/scim+json"),
+        ("application/json, application/scim+json", "application/scim+json"),
+        ("application/json, */*", "application/scim+json"),
+        ("text/html", "application/scim+json"),  # never a 406
+        ("", "application/scim+json"),
+    ],
+)
+def test_the_answer_is_labelled_application_json_only_for_a_client_accepting_just_that(
+    scim, accept, answered
+):
+    # RFC 7644 §3.8: application/json SHOULD be supported as the Accept header; the body is
+    # the same SCIM document either way.
+    r = scim.post("/Users", new_user(5), HTTP_ACCEPT=accept)
+    assert (r.status_code, r["Content-Type"]) == (201, answered)
+    r = scim.get(f"/Users/{r.json()['id']}", HTTP_ACCEPT=accept)
+    assert (r.status_code, r["Content-Type"]) == (200, answered)
+    r = scim.get("/Users/nope", HTTP_ACCEPT=accept)
+    assert (r.status_code, r["Content-Type"]) == (404, answered)
+
+
 # --- GET ------------------------------------------------------------------------------------
 
 
