@@ -8,13 +8,13 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.models import PermissionsMixin
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from .countries import ISO_3166_ALPHA_2
+from .validators import validate_username
 
 IDENTITY_ADMIN_ROLE = "Identity Management Administrator"
 
@@ -104,7 +104,7 @@ class UserManager(BaseUserManager):
         """A console account: local (managed only in the console, out of every provider's
         reach) unless the caller says otherwise. Provisioned users are created by
         provisioning.user_sync, not here."""
-        validate_email(username)
+        validate_username(username)
         fields.setdefault("is_local", True)
         fields.setdefault("email", username)
         fields.setdefault("organization", Organization.objects.default())
@@ -123,7 +123,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     username = models.CharField(
         max_length=254,
-        validators=[validate_email],
+        validators=[validate_username],
         help_text="An email address; unique regardless of case.",
     )
     email = models.EmailField(max_length=254, blank=True)

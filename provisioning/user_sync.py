@@ -20,6 +20,7 @@ from identity import keys
 from identity import services as identity_services
 from identity.countries import ISO_3166_ALPHA_2
 from identity.models import User, UserStatus
+from identity.validators import validate_username
 from identity.writes import insert, insert_later, update_columns, update_columns_later
 from synclog import later, record
 from synclog.models import SyncChange
@@ -70,10 +71,11 @@ def _validated(provider: Provider, state: dict[str, Any], link: ProviderUser | N
     if not state["username"]:  # a PATCH that removes it, or replaces it with null or ""
         raise ProvisioningError("userName is required: it cannot be removed or emptied.")
     try:
-        validate_email(state["username"])
-    except ValidationError:
+        validate_username(state["username"])
+    except ValidationError as exc:
+        reason = f": {exc.messages[0]}" if exc.code == "noncanonical" else "."
         raise ProvisioningError(
-            f"userName {state['username']!r} is not a valid email address."
+            f"userName {state['username']!r} is not a valid email address{reason}"
         ) from None
     if state["email"]:
         try:

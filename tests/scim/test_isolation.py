@@ -145,6 +145,41 @@ def test_local_user_cannot_be_taken_over_by_rename(scim):
     assert snapshot() == before
 
 
+@pytest.mark.parametrize(
+    "spelling, reads_as",
+    [
+        ("admin@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com", "example.com"),  # full width
+        ("admin@example.com\u200b", "example.com"),  # zero-width space
+        ("admin@exam\u00adple.com", "example.com"),  # soft hyphen
+        ("admin@exa\u034fmple.com", "example.com"),  # combining grapheme joiner
+        ("admin@EXAMPLE.\uff23\uff2f\uff2d", "EXAMPLE.com"),  # as written: ASCII kept
+        ("x@stra\u00dfe.example", "strasse.example"),  # IDNA 2003 folds the sharp s
+    ],
+)
+def test_a_domain_written_so_it_reads_as_another_is_refused(scim, other_scim, spelling, reads_as):
+    # The email check reads the domain through IDNA, which maps these to ASCII; uniqueness
+    # compares the text: a second account for a console admin's (or another provider's)
+    # mailbox. Refused, naming the spelling it stands for, on create and on rename.
+    User.objects.create_user("admin@example.com", "pw", is_local=True)
+    created(other_scim, new_user(9, userName="x@strasse.example"))
+    mine = created(scim, new_user(1))
+    before = snapshot()
+    r = scim.post("/Users", new_user(2, userName=spelling))
+    assert reads_as in assert_scim_error(r, 400, "invalidValue")["detail"]
+    r = scim.patch(
+        f"/Users/{mine.provider_link.scim_id}",
+        patch_ops({"op": "replace", "path": "userName", "value": spelling}),
+    )
+    assert reads_as in assert_scim_error(r, 400, "invalidValue")["detail"]
+    assert snapshot() == before
+
+
+def test_an_internationalized_domain_written_as_it_reads_is_kept(scim):
+    for n, name in enumerate(["anna@m\u00fcnchen.example", "bob@M\u00dcNCHEN.example"]):
+        r = scim.post("/Users", new_user(n, userName=name))
+        assert (r.status_code, r.json()["userName"]) == (201, name)
+
+
 def test_local_user_is_not_listed(scim):
     User.objects.create_user("admin@example.com", "pw", is_local=True)
     r = scim.get("/Users", data={"filter": 'userName eq "admin@example.com"'})
