@@ -19,6 +19,7 @@ from django.db import models
 from django.db.models.fields import AutoFieldMixin
 
 _NONE = type(None)
+_UNSET = object()
 
 # (field class, its get_prep_value, the value types it gives back unchanged)
 _PLAIN = (
@@ -66,12 +67,23 @@ class Prepared:
         ]
 
     def rows(self, rows, connection) -> list:
+        """The values of several rows, flat. A column's value that is the very object the
+        row before held (a sync-log row's date, provider and user, shared by every row of
+        one change) is prepared once."""
         fields = self.fields
-        return [
-            value if type(value) in plain else field.get_db_prep_save(value, connection)
-            for row in rows
-            for (field, plain), value in zip(fields, row, strict=True)
-        ]
+        values: list = []
+        last: list = [(_UNSET, None)] * len(fields)  # (value, prepared) of each column
+        for row in rows:
+            for column, ((field, plain), value) in enumerate(zip(fields, row, strict=True)):
+                if type(value) in plain:
+                    values.append(value)
+                    continue
+                seen, prepared = last[column]
+                if seen is not value:
+                    prepared = field.get_db_prep_save(value, connection)
+                    last[column] = (value, prepared)
+                values.append(prepared)
+        return values
 
 
 class InsertStatement:

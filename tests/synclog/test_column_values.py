@@ -76,6 +76,25 @@ def test_prepared_values_equal_what_the_orm_prepares(model, values):
     assert [repr(v) for v in got] == [repr(v) for v in expected]
 
 
+def test_rows_prepare_a_value_shared_by_the_rows_once_and_equal_to_the_orm(monkeypatch):
+    fields = [SyncLogEntry._meta.get_field(n) for n in ("created_at", "user_id", "new_value")]
+    now, later = datetime(2026, 1, 2, tzinfo=UTC), datetime(2026, 1, 3, tzinfo=UTC)
+    rows = [(now, 10**12, "a"), (now, 10**12, "b"), (later, None, "c")]
+    expected = [
+        field.get_db_prep_save(value, connection)
+        for row in rows
+        for field, value in zip(fields, row, strict=True)
+    ]
+    prepared = Prepared(fields)
+    calls = []
+    real = type(fields[0]).get_db_prep_save
+    monkeypatch.setattr(
+        type(fields[0]), "get_db_prep_save", lambda f, v, c: calls.append(v) or real(f, v, c)
+    )
+    assert [repr(v) for v in prepared.rows(rows, connection)] == [repr(v) for v in expected]
+    assert calls == [now, later]  # the shared date once; a new one prepared again
+
+
 def test_a_value_of_another_type_still_goes_through_the_field():
     field = User._meta.get_field("username")
     # Not a str: the ORM turns it into one, so must we.
