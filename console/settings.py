@@ -6,6 +6,7 @@ A bad value stops start-up with one line naming the variable (see ``_config_erro
 """
 
 import os
+import re
 import secrets
 import sys
 from datetime import timedelta
@@ -24,6 +25,36 @@ def _config_error(variable: str, problem: str) -> None:
     raise SystemExit(f"Gatehouse configuration error: {variable} {problem}")
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _bool(variable: str, default: bool) -> bool:
+    # django-environ reads anything it does not know ("maybe", "ture") as false.
+    raw = os.environ.get(variable, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in _TRUE + _FALSE:
+        _config_error(variable, f"must be true or false, got {os.environ[variable]!r}")
+    return raw in _TRUE
+
+
+def _number(variable: str, default, kind=int, *, minimum=None, maximum=None):
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        noun = "a whole number" if kind is int else "a number"
+        _config_error(variable, f"must be {noun}, got {os.environ[variable]!r}")
+    if value != value or (minimum is not None and value < minimum):  # NaN, or too small
+        _config_error(variable, f"must be {minimum} or more, got {raw}")
+    if maximum is not None and value > maximum:
+        _config_error(variable, f"must be {maximum} or less, got {raw}")
+    return value
+
+
 VAR_DIR = Path(env.str("GATEHOUSE_VAR_DIR", default=str(BASE_DIR / "var")))
 try:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -40,13 +71,15 @@ def _generated_secret(filename: str) -> str:
     return path.read_text().strip()
 
 
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = _bool("DEBUG", False)
 SECRET_KEY = env.str("SECRET_KEY", default="") or _generated_secret("secret_key")
 # Keys the HMAC-SHA-256 digests of SCIM credentials. Separate from SECRET_KEY so rotating the
 # session key does not invalidate every identity provider's secret.
 GATEHOUSE_CREDENTIAL_KEY = env.str("GATEHOUSE_CREDENTIAL_KEY", default="") or _generated_secret(
     "credential_key"
 )
+if len(GATEHOUSE_CREDENTIAL_KEY) < 32:
+    _config_error("GATEHOUSE_CREDENTIAL_KEY", "must be at least 32 characters (a random key)")
 
 GATEHOUSE_BASE_URL = env.str("GATEHOUSE_BASE_URL", default="http://localhost:8000").rstrip("/")
 # Not configured (a first run, a test machine): SCIM answers name the scheme and host each
@@ -57,6 +90,13 @@ GATEHOUSE_BASE_URL_FROM_REQUEST = "GATEHOUSE_BASE_URL" not in os.environ
 _base = urlsplit(GATEHOUSE_BASE_URL)
 if _base.scheme not in ("http", "https") or not _base.hostname:
     _config_error("GATEHOUSE_BASE_URL", f"must be an http(s) URL, got {GATEHOUSE_BASE_URL!r}")
+if _base.query or _base.fragment or "?" in GATEHOUSE_BASE_URL or "#" in GATEHOUSE_BASE_URL:
+    # SCIM base URLs are written after it: a query or fragment would swallow them.
+    _config_error("GATEHOUSE_BASE_URL", f"cannot hold a query or fragment: {GATEHOUSE_BASE_URL!r}")
+try:
+    _base.port  # noqa: B018 - urlsplit checks the port only when asked
+except ValueError:
+    _config_error("GATEHOUSE_BASE_URL", f"has a bad port: {GATEHOUSE_BASE_URL!r}")
 GATEHOUSE_HOST = _base.hostname
 HTTPS = _base.scheme == "https"
 
@@ -153,7 +193,8 @@ elif _database["ENGINE"] == "django.db.backends.postgresql":  # not PostGIS: lef
     # SELECT 1 on every request (console/postgresql/base.py).
     _database["ENGINE"] = "console.postgresql"
 _on_sqlite = _database["ENGINE"] == "console.sqlite3"
-if not _on_sqlite and env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+_prepared_statements = _bool("DATABASE_PREPARED_STATEMENTS", True)  # checked on both
+if not _on_sqlite and _prepared_statements:
     # PostgreSQL: bind parameters on the server and let psycopg prepare a statement the
     # connection has run five times, so the SCIM service's repeated queries skip parsing and
     # planning (planning a page's query cost as much as running it). Turn it off behind a
@@ -164,7 +205,7 @@ if not _on_sqlite and env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
     )
 # Persistent connections on both engines: opening SQLite per request (its PRAGMAs and
 # Django's function registrations) cost more than a whole SCIM lookup.
-_database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+_database["CONN_MAX_AGE"] = _number("DATABASE_CONN_MAX_AGE", 60, minimum=0)
 _database["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _database}
 
@@ -173,10 +214,8 @@ DATABASES = {"default": _database}
 # cache whenever another connection has written, so threads taking turns on one keep-alive
 # connection re-read their pages on every write (a SCIM PATCH took two to three times longer
 # with 4 threads). PostgreSQL keeps its cache in the server: threads are cheap there.
-GATEHOUSE_WEB_WORKERS = env.int("GATEHOUSE_WEB_WORKERS", default=4 if _on_sqlite else 2)
-GATEHOUSE_WEB_THREADS = env.int("GATEHOUSE_WEB_THREADS", default=1 if _on_sqlite else 4)
-if GATEHOUSE_WEB_WORKERS < 1 or GATEHOUSE_WEB_THREADS < 1:
-    _config_error("GATEHOUSE_WEB_WORKERS", "and GATEHOUSE_WEB_THREADS must be 1 or more")
+GATEHOUSE_WEB_WORKERS = _number("GATEHOUSE_WEB_WORKERS", 4 if _on_sqlite else 2, minimum=1)
+GATEHOUSE_WEB_THREADS = _number("GATEHOUSE_WEB_THREADS", 1 if _on_sqlite else 4, minimum=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -202,10 +241,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # identity/tasks.py: the deprovisioning schedule lives in the database; beat sweeps it.
-GATEHOUSE_DEACTIVATION_SWEEP_SECONDS = env.float("GATEHOUSE_DEACTIVATION_SWEEP_SECONDS", default=60)
-GATEHOUSE_DEACTIVATION_BATCH_SIZE = env.int("GATEHOUSE_DEACTIVATION_BATCH_SIZE", default=500)
-if GATEHOUSE_DEACTIVATION_SWEEP_SECONDS <= 0 or GATEHOUSE_DEACTIVATION_BATCH_SIZE < 1:
-    _config_error("GATEHOUSE_DEACTIVATION_SWEEP_SECONDS", "and _BATCH_SIZE must be positive")
+GATEHOUSE_DEACTIVATION_SWEEP_SECONDS = _number(
+    "GATEHOUSE_DEACTIVATION_SWEEP_SECONDS", 60.0, float, minimum=1
+)
+GATEHOUSE_DEACTIVATION_BATCH_SIZE = _number("GATEHOUSE_DEACTIVATION_BATCH_SIZE", 500, minimum=1)
 CELERY_BEAT_SCHEDULE: dict = {
     "run-due-deactivations": {
         "task": "identity.tasks.run_due_deactivations",
@@ -244,15 +283,20 @@ USE_TZ = True
 
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
-SECURE_SSL_REDIRECT = HTTPS and env.bool("SECURE_SSL_REDIRECT", default=True)
+SECURE_SSL_REDIRECT = HTTPS and _bool("SECURE_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if HTTPS else 0)
+SECURE_HSTS_SECONDS = _number("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").strip().upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    _config_error(
+        "LOG_LEVEL", f"must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}"
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -260,17 +304,18 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "filters": {"pipeline_aborted_echo": {"()": "console.log_filters.PipelineAbortedEcho"}},
     "loggers": {"psycopg": {"filters": ["pipeline_aborted_echo"]}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
 
 # --- Product knobs --------------------------------------------------------------------------
 GATEHOUSE_DEFAULT_DEACTIVATION_DELAY = timedelta(minutes=15)
 GATEHOUSE_MAX_DEACTIVATION_DELAY = timedelta(days=90)
-GATEHOUSE_SYNC_LOG_RETENTION_DAYS = env.int("GATEHOUSE_SYNC_LOG_RETENTION_DAYS", default=90)
+# At least a day: 0 or less would put the purge's cutoff at or after now (every row gone).
+GATEHOUSE_SYNC_LOG_RETENTION_DAYS = _number("GATEHOUSE_SYNC_LOG_RETENTION_DAYS", 90, minimum=1)
 # Mass-deprovisioning guard: deactivations for a provider are held once it deprovisions more
 # than max(SHARE x its users, MIN) users within an hour (docs/deprovisioning.md).
-GATEHOUSE_GUARD_SHARE = env.float("GATEHOUSE_GUARD_SHARE", default=0.10)
-GATEHOUSE_GUARD_MIN = env.int("GATEHOUSE_GUARD_MIN", default=500)
+GATEHOUSE_GUARD_SHARE = _number("GATEHOUSE_GUARD_SHARE", 0.10, float)
+GATEHOUSE_GUARD_MIN = _number("GATEHOUSE_GUARD_MIN", 500)
 GATEHOUSE_GUARD_WINDOW = timedelta(hours=1)
 if not 0 < GATEHOUSE_GUARD_SHARE <= 1:
     _config_error(
@@ -288,9 +333,20 @@ SILENCED_SYSTEM_CHECKS = ["auth.E003"]
 
 # --- SCIM service ---------------------------------------------------------------------------
 # Per-provider request rate, DRF syntax ("10000/m"). Generous: IdPs burst on a first sync.
-GATEHOUSE_SCIM_RATE_LIMIT = env.str("GATEHOUSE_SCIM_RATE_LIMIT", default="20000/m")
+GATEHOUSE_SCIM_RATE_LIMIT = env.str("GATEHOUSE_SCIM_RATE_LIMIT", default="20000/m").strip()
+if not re.fullmatch(
+    r"[1-9][0-9]{0,8}/(s|sec|second|m|min|minute|h|hour|d|day)", GATEHOUSE_SCIM_RATE_LIMIT
+):
+    # DRF would read it on the first request: a 500 on every SCIM call, /healthz still ok.
+    _config_error(
+        "GATEHOUSE_SCIM_RATE_LIMIT",
+        f"must be requests per s, m, h or d, such as 20000/m; got {GATEHOUSE_SCIM_RATE_LIMIT!r}",
+    )
 GATEHOUSE_SCIM_MAX_RESULTS = 1000  # a list page never holds more (ServiceProviderConfig)
-CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://gatehouse")}
+try:
+    CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://gatehouse")}
+except Exception as exc:  # django-environ: ImproperlyConfigured, or a parse error
+    _config_error("CACHE_URL", f"is not a cache URL such as redis://host:6379/0 ({exc})")
 REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_AUTHENTICATION_CLASSES": [],

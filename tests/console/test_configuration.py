@@ -1,6 +1,7 @@
 """Bad configuration stops start-up with one line naming the variable, never a traceback."""
 
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,58 @@ def test_defaults_need_no_server(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "secret_key").exists()
+
+
+def _settings(tmp_path, monkeypatch, **env):
+    """console/settings.py read again, in this process, with ``env`` set."""
+    monkeypatch.setenv("GATEHOUSE_VAR_DIR", str(tmp_path))
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    return runpy.run_path(str(ROOT / "console" / "settings.py"))
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("GATEHOUSE_SCIM_RATE_LIMIT", "abc"),  # was a 500 on every SCIM request
+        ("GATEHOUSE_SCIM_RATE_LIMIT", "0/m"),
+        ("GATEHOUSE_SCIM_RATE_LIMIT", "100/x"),
+        ("GATEHOUSE_SYNC_LOG_RETENTION_DAYS", "-5"),  # the purge would have emptied the log
+        ("GATEHOUSE_SYNC_LOG_RETENTION_DAYS", "0"),
+        ("GATEHOUSE_WEB_WORKERS", "abc"),
+        ("GATEHOUSE_WEB_THREADS", "0"),
+        ("GATEHOUSE_GUARD_SHARE", "abc"),
+        ("GATEHOUSE_GUARD_SHARE", "nan"),
+        ("GATEHOUSE_GUARD_MIN", "1.5"),
+        ("GATEHOUSE_DEACTIVATION_SWEEP_SECONDS", "0"),
+        ("DATABASE_CONN_MAX_AGE", "x"),
+        ("SECURE_HSTS_SECONDS", "-1"),
+        ("DEBUG", "maybe"),
+        ("DATABASE_PREPARED_STATEMENTS", "ture"),
+        ("LOG_LEVEL", "LOUD"),
+        ("CACHE_URL", "foo://"),
+        ("GATEHOUSE_CREDENTIAL_KEY", "x"),
+        ("GATEHOUSE_BASE_URL", "https://gh.example.com/?q=1"),
+        ("GATEHOUSE_BASE_URL", "https://gh.example.com:99999"),
+    ],
+)
+def test_a_bad_value_of_any_knob_is_refused_naming_it(tmp_path, monkeypatch, variable, value):
+    with pytest.raises(SystemExit) as stopped:
+        _settings(tmp_path, monkeypatch, **{variable: value})
+    message = str(stopped.value)
+    assert message.startswith("Gatehouse configuration error: ") and variable in message
+    assert "\n" not in message
+
+
+def test_good_values_are_read(tmp_path, monkeypatch):
+    read = _settings(
+        tmp_path, monkeypatch, DEBUG="Yes", GATEHOUSE_SCIM_RATE_LIMIT=" 500/hour ",
+        GATEHOUSE_SYNC_LOG_RETENTION_DAYS="30", GATEHOUSE_GUARD_SHARE="0.5", LOG_LEVEL="warning",
+        GATEHOUSE_WEB_WORKERS=" 3 ",
+    )  # fmt: skip
+    assert read["DEBUG"] is True
+    assert read["GATEHOUSE_SCIM_RATE_LIMIT"] == "500/hour"
+    assert read["GATEHOUSE_SYNC_LOG_RETENTION_DAYS"] == 30
+    assert read["GATEHOUSE_GUARD_SHARE"] == 0.5
+    assert read["LOGGING"]["root"]["level"] == "WARNING"
+    assert read["GATEHOUSE_WEB_WORKERS"] == 3

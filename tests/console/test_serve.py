@@ -117,14 +117,28 @@ def test_serve_runs_the_console_and_scim_and_stops_cleanly(served):
         assert found.json()["Resources"][0]["id"] == made.json()["id"]
 
     assert len(_children(proc.pid)) == 2  # the web server and the worker
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
-    # Nothing of it is left: web server, its worker processes, Celery and its pool.
-    assert _group_gone(proc.pid), "processes of serve still run after it stopped"
+    # The one-time sign-in is in the log while serve runs (its stdout is a file here, as
+    # under nohup or systemd: it came out only when serve stopped).
     log.seek(0)
     output = log.read()
     assert "This password is shown only once" in output
     assert "Gatehouse console:" in output
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    # Nothing of it is left: web server, its worker processes, Celery and its pool.
+    assert _group_gone(proc.pid), "processes of serve still run after it stopped"
+
+
+def test_a_bad_port_stops_serve_with_one_line(tmp_path):
+    env = {**os.environ, "GATEHOUSE_VAR_DIR": str(tmp_path), "PORT": "abc"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "serve", "--web-only"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "Gatehouse configuration error: PORT must be 1-65535, got 'abc'"
+    ]
 
 
 @pytest.mark.parametrize("served", [["--web-only"]], indirect=True)

@@ -46,11 +46,18 @@ def web_server_command(
     ]
 
 
+def _port(text: str) -> int:
+    """A TCP port, from ``--port`` or ``PORT``: one line naming the problem, no traceback."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise SystemExit(f"Gatehouse configuration error: PORT must be 1-65535, got {text!r}")
+    return int(text)
+
+
 class Command(BaseCommand):
     help = "Migrate, ensure an administrator, and run the web server plus a Celery worker+beat."
 
     def add_arguments(self, parser):
-        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--port", type=_port, default=_port(os.environ.get("PORT", "8000")))
         parser.add_argument("--bind", default=os.environ.get("BIND", "127.0.0.1"))
         parser.add_argument(
             "--web-only",
@@ -65,6 +72,10 @@ class Command(BaseCommand):
             os.execv(command[0], command)  # signals go straight to the server
         call_command("migrate", interactive=False, verbosity=0)
         call_command("ensure_admin")
+        # The one-time sign-in ensure_admin printed must be out before the children start:
+        # to a file or a pipe (nohup, systemd, `| tee`) stdout is block-buffered, and it
+        # came out only when the server stopped.
+        sys.stdout.flush()
         children = {
             "web": web_server_command(bind, port),
             "worker": [
@@ -80,6 +91,7 @@ class Command(BaseCommand):
         procs = {name: subprocess.Popen(cmd) for name, cmd in children.items()}
         self.stdout.write(self.style.SUCCESS(f"Gatehouse console: http://{bind}:{port}/console/"))
         self.stdout.write("Press Ctrl-C to stop the web server and the worker.")
+        self.stdout.flush()
 
         stopping = False
 
