@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -58,6 +58,18 @@ def providers_named(name: str):
     return Provider.objects.filter(pk__in=named)
 
 
+# Creations of providers take turns on PostgreSQL (a transaction-scoped advisory lock): the
+# name check (any case, in Python) and the slug are check-then-insert, and two at once made
+# "racex" and "RACEX", or failed on the slug's unique index. SQLite's writers take turns anyway.
+_PROVIDER_NAMES_LOCK = 0x67617465  # "gate": the key of this advisory lock
+
+
+def _names_taken_in_turn() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PROVIDER_NAMES_LOCK])
+
+
 @transaction.atomic(durable=True)
 def create_provider(
     *, name: str, auth_type: str, actor: Actor, deactivation_delay: timedelta | None = None
@@ -69,6 +81,7 @@ def create_provider(
         raise ProviderError(f"Authentication must be one of: {', '.join(AuthType.values)}.")
     if any(not character.isprintable() for character in name):
         raise ProviderError("A provider's name cannot hold tabs, line breaks or other controls.")
+    _names_taken_in_turn()
     if providers_named(name).exists():
         raise ProviderError(f"A provider named {name!r} already exists.")
     delay = Provider._meta.get_field("deactivation_delay").get_default()

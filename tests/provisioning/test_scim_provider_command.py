@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -337,6 +338,12 @@ def test_json_is_the_only_thing_on_stdout_when_run_from_the_shell(tmp_path):
             timeout=120,
         )
 
+    unmigrated = manage("scim_provider", "list", "--json")
+    assert unmigrated.returncode != 0 and unmigrated.stdout == ""
+    assert unmigrated.stderr.strip().splitlines() == [
+        "CommandError: The database cannot be used (no such table: provisioning_provider). "
+        "Check DATABASE_URL, and run 'manage.py migrate' (make run does) before adding providers."
+    ]
     assert manage("migrate", "-v0").returncode == 0
     created = manage("scim_provider", "create", "--name", "Okta", "--auth", "basic", "--json")
     rejected = manage(
@@ -357,3 +364,38 @@ def test_json_is_the_only_thing_on_stdout_when_run_from_the_shell(tmp_path):
     assert rejected.returncode != 0
     assert rejected.stdout == ""
     assert "90 days" in rejected.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_providers_created_at_once_get_one_name_in_any_case_and_distinct_slugs():
+    from django.db import connection
+
+    from provisioning.services import ProviderError, create_provider
+    from synclog.record import Actor
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's concurrent transactions (SQLite's writers take turns)")
+    names = ["racex", "RACEX", "Racex", "racex!", "racex?", "racex."]
+    barrier = threading.Barrier(len(names))
+    outcomes = {}
+
+    def create(name):
+        barrier.wait()
+        try:
+            create_provider(name=name, auth_type="token", actor=Actor.system("test"))
+            outcomes[name] = "created"
+        except ProviderError:
+            outcomes[name] = "refused"
+        except Exception as exc:  # an IntegrityError escaped: the defect this guards
+            outcomes[name] = repr(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes.values()) == ["created"] * 4 + ["refused"] * 2, outcomes
+    slugs = list(Provider.objects.values_list("slug", flat=True))
+    assert len(slugs) == len(set(slugs)) == 4

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import OperationalError, ProgrammingError
 from django.db.models import Count
 
 from provisioning.durations import ACCEPTED_FORMS, DurationError, format_duration, parse_duration
@@ -138,6 +139,13 @@ class Command(BaseCommand):
             getattr(self, f"_{action}")(**options)
         except ProviderError as exc:
             raise CommandError(str(exc)) from None
+        except (OperationalError, ProgrammingError) as exc:
+            # Unreachable, or not migrated: one line for the operator, not a traceback.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CommandError(
+                f"The database cannot be used ({first}). Check DATABASE_URL, and run "
+                "'manage.py migrate' (make run does) before adding providers."
+            ) from None
 
     # --- actions --------------------------------------------------------------------------
 
