@@ -16,3 +16,37 @@ class PipelineAbortedEcho(logging.Filter):
         return not (
             message.startswith("error ignored terminating") and message.endswith("pipeline aborted")
         )
+
+
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+
+
+class EscapedAccessLog(logging.Filter):
+    """granian's access log writes the decoded request path and query as they came: a
+    ``%0a`` in a URL started a forged line of the log, and ``%1b`` a terminal escape, from
+    anyone, with no credential. Control characters are written as ``\\xNN`` instead (the
+    rest of the line as granian formats it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, dict):
+            record.args = {
+                key: value.translate(_CONTROLS) if isinstance(value, str) else value
+                for key, value in record.args.items()
+            }
+        return True
+
+
+class OneLineDisallowedHost(logging.Filter):
+    """Django logs a request whose Host is outside ALLOWED_HOSTS at ERROR with a whole
+    traceback, echoing the Host twice: about 8 KB of log per request, which anyone can send.
+    One WARNING line instead, the Host cut short and its control characters escaped (the
+    client got its SCIM 400 or Django's page already)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if len(message) > 300:
+            message = message[:300] + "…"
+        record.msg, record.args = message.translate(_CONTROLS), ()
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True

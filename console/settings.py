@@ -302,8 +302,14 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "filters": {"pipeline_aborted_echo": {"()": "console.log_filters.PipelineAbortedEcho"}},
-    "loggers": {"psycopg": {"filters": ["pipeline_aborted_echo"]}},
+    "filters": {
+        "pipeline_aborted_echo": {"()": "console.log_filters.PipelineAbortedEcho"},
+        "one_line_disallowed_host": {"()": "console.log_filters.OneLineDisallowedHost"},
+    },
+    "loggers": {
+        "psycopg": {"filters": ["pipeline_aborted_echo"]},
+        "django.security.DisallowedHost": {"filters": ["one_line_disallowed_host"]},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
 

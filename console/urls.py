@@ -10,3 +10,4 @@ urlpatterns = [
 
 # Requests Django refuses before any view get a SCIM error body under /scim/.
 handler400 = "provisioning.scim.errors.bad_request"
+handler404 = "provisioning.scim.errors.not_found"

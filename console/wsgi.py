@@ -9,6 +9,7 @@ full chain through Django's test client; tests/scim/test_wsgi.py checks this one
 """
 
 import io
+import logging
 import os
 import re
 
@@ -17,6 +18,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.core.wsgi import get_wsgi_application
 
 from console import warm_up
+from console.log_filters import EscapedAccessLog
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 console_application = get_wsgi_application()  # sets Django up
@@ -43,6 +45,9 @@ if settings.DATABASES["default"]["ENGINE"] == "console.sqlite3":
     checkpoint.start(settings.DATABASES["default"]["NAME"])
 
 warm_up.start()  # the URLconf and the broker, before the first request needs them
+
+# The web server's access log, written in this process: control characters escaped.
+logging.getLogger("granian.access").addFilter(EscapedAccessLog())
 
 _SCIM_PREFIX = "/scim/"
 _SLASHES = re.compile("/{2,}")

@@ -139,6 +139,18 @@ def bad_request(request, exception):
     )
 
 
+def not_found(request, exception):
+    """Django's 404 (``handler404``), for a path no URL pattern takes: under /scim/ (no
+    provider's base URL in it, a slug no provider could have, a path with a line break) a
+    SCIM error body, not an HTML page; elsewhere Django's page."""
+    if not request.path.startswith("/scim/") and request.path != "/scim":
+        return defaults.page_not_found(request, exception)
+    detail = "No SCIM endpoint here: a provider's base URL is /scim/v2/<provider slug>/."
+    return HttpResponse(
+        orjson.dumps(_body(404, detail)), status=404, content_type="application/scim+json"
+    )
+
+
 def scim_exception_handler(exc, context):
     """DRF ``EXCEPTION_HANDLER`` for the SCIM views: a SCIM error body for everything."""
     request = context.get("request")

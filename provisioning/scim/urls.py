@@ -27,6 +27,8 @@ urlpatterns = [
     re_path(_base + r"(?:Me|Bulk)(?:/.*)?$", views.NotImplementedView.as_view()),
     # Must stay last: everything else under a SCIM base URL is a SCIM 404.
     re_path(
-        r"^scim/v2/(?P<provider_slug>[-a-zA-Z0-9_]+)(?:/.*)?$", views.UnknownEndpointView.as_view()
+        # [\s\S]: a path with a line break (…/Users%0a) is this provider's 404 as well.
+        r"^scim/v2/(?P<provider_slug>[-a-zA-Z0-9_]+)(?:/[\s\S]*)?$",
+        views.UnknownEndpointView.as_view(),
     ),
 ]

@@ -129,6 +129,23 @@ def test_unknown_endpoints_under_a_base_url_answer_a_scim_404(scim):
     assert r.json()["status"] == "405"
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/scim", "/scim/", "/scim/v2", "/scim/v2/", "/scim/v1/okta/Users", "/scim/v2/a%20/Users",
+     "/scim/v2/a.b/Users", "/scim/v2/%C3%A9/Users", "/scim/v2/okta/Users%0a",
+     "/scim/v2/okta/.search%0a"],
+)  # fmt: skip
+def test_no_path_under_scim_answers_an_html_page(scim, path):
+    r = scim.client.get(path)
+    assert (r.status_code, r["Content-Type"]) == (404, "application/scim+json"), r.content
+    assert r.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    assert r.json()["status"] == "404"
+
+
+def test_outside_scim_a_404_is_django_s_page(client):
+    assert client.get("/nope")["Content-Type"].startswith("text/html")
+
+
 def test_me_and_bulk_are_501_not_implemented(scim):
     # RFC 7644 §3.11 (/Me) and §3.12; ServiceProviderConfig says bulk is not supported.
     for method, path in (("get", "/Me"), ("post", "/Bulk"), ("patch", "/Me/"), ("get", "/Me/x")):
