@@ -1157,6 +1157,20 @@ def test_an_empty_ref_names_no_manager_and_a_ref_may_carry_a_query(scim):
     assert r.status_code == 200 and ENTERPRISE not in r.json()  # cleared, as before $ref
 
 
+def test_a_manager_named_by_scim_1_1_s_manager_id(scim):
+    # SCIM 1.1's enterprise manager is {"managerId", "displayName"} (OneLogin's templates):
+    # it was read as no manager, and a PUT cleared the one set.
+    boss = scim.post("/Users", new_user(1)).json()
+
+    def body(urn):
+        return new_user(2, **{urn: {"manager": {"managerId": boss["id"], "displayName": "B"}}})
+
+    r = scim.post("/Users", body(ENTERPRISE))
+    assert r.json()[ENTERPRISE]["manager"]["value"] == boss["id"], r.content
+    r = scim.put(f"/Users/{r.json()['id']}", body("urn:scim:schemas:extension:enterprise:1.0"))
+    assert r.json()[ENTERPRISE]["manager"]["value"] == boss["id"], r.content
+
+
 def test_a_remove_naming_an_email_as_text_removes_only_that_one(scim):
     user = created(scim, new_user(1))
     url = f"/Users/{_uid(user)}"
