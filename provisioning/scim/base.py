@@ -372,10 +372,12 @@ def _without_core_prefix(name: str) -> str:
     return name
 
 
-def project(resource: dict, request, always=("id", "schemas", "meta")) -> dict:
+def project(resource: dict, request, always=("id", "schemas")) -> dict:
     """Apply ``attributes`` / ``excludedAttributes`` (RFC 7644 §3.9), case-insensitively,
     to top-level attributes, sub-attributes (``name.givenName``) and extension attributes
-    (``urn:…:User:department``)."""
+    (``urn:…:User:department``). ``id`` is always returned; ``meta`` is "returned: default"
+    (RFC 7643 §3.1), like any other: left out by ``attributes`` that do not name it and by
+    ``excludedAttributes=meta`` (the ETag header still carries the version)."""
     include = _names(request.query_params.get("attributes"))
     exclude = _names(request.query_params.get("excludedAttributes"))
     if not include and not exclude:

@@ -194,13 +194,18 @@ def page_of(queryset, request, attributes: dict, *, total=None, anchors="", keys
 
 class UserResourceMixin:
     def render_rows(self, rows: list[dict]) -> list[dict]:
+        return self.projected(self.rendered(rows))
+
+    def rendered(self, rows: list[dict]) -> list[dict]:
         base, namespace = self.provider.base_url, self.provider.org_attribute_schema
-        resources = [
+        return [
             user_rows.resource_from_row(
                 row, base, user_rows.group_refs(row["groups"], base), namespace=namespace
             )
             for row in rows
         ]
+
+    def projected(self, resources: list[dict]) -> list[dict]:
         params = self.request.query_params
         if params.get("attributes") or params.get("excludedAttributes"):
             resources = [project(resource, self.request) for resource in resources]
@@ -246,9 +251,9 @@ class UserResourceMixin:
             raise errors.NotFound(f"User {str(link.scim_id)!r} not found.")
         if status == 201:
             rows[0]["groups"] = []
-        resource = self.render_rows(rows)[0]
-        response = Response(resource, status=status)
-        response["ETag"] = resource["meta"]["version"]  # every projection keeps meta whole
+        whole = self.rendered(rows)[0]
+        response = Response(self.projected([whole])[0], status=status)
+        response["ETag"] = whole["meta"]["version"]  # the projection may leave meta out
         if status == 201:
             response["Location"] = f"{self.provider.base_url}/Users/{link.scim_id}"
         return response

@@ -310,11 +310,16 @@ def test_entra_excluded_attributes_members_leaves_members_out(scim):
     assert r.json()["Resources"] == [expected]
     r = scim.get(f"/Groups/{group['id']}?excludedAttributes=members")
     assert r.json() == expected, r.content
+    # meta is "returned: default" (RFC 7643 §3.1): only when asked for, once attributes are.
     r = scim.get("/Groups?attributes=displayName")
     assert r.status_code == 200, r.content
     assert r.json()["Resources"] == [
-        {k: v for k, v in expected.items() if k in ("schemas", "id", "displayName", "meta")}
+        {k: v for k, v in expected.items() if k in ("schemas", "id", "displayName")}
     ]
+    r = scim.get("/Groups?attributes=displayName,meta.version")
+    assert r.json()["Resources"][0]["meta"] == {"version": expected["meta"]["version"]}
+    r = scim.get(f"/Groups/{group['id']}?excludedAttributes=meta")
+    assert "meta" not in r.json() and r["ETag"] == expected["meta"]["version"]
 
 
 def test_listing_members_costs_the_same_queries_for_one_group_or_many(scim):

@@ -444,7 +444,7 @@ def test_list_attributes_returns_only_those_and_id(scim, five_users):
                                  "attributes": "userName,name.givenName"})  # fmt: skip
     assert r.status_code == 200, r.content
     resource = r.json()["Resources"][0]
-    assert set(resource) == {"id", "schemas", "meta", "userName", "name"}
+    assert set(resource) == {"id", "schemas", "userName", "name"}  # meta: returned by default
     assert resource["name"] == {"givenName": "Alice"}
 
 
@@ -932,7 +932,7 @@ def test_attributes_accepts_the_core_schema_prefix_and_extension_paths(scim, eng
     r = scim.get(f"/Users/{uid}", data={"attributes": names})
     assert r.status_code == 200, r.content
     body = r.json()
-    assert set(body) == {"schemas", "id", "meta", "userName", ENTERPRISE}
+    assert set(body) == {"schemas", "id", "userName", ENTERPRISE}
     assert body[ENTERPRISE] == {"department": "D"}
 
 
@@ -950,10 +950,14 @@ def test_excluding_a_sub_attribute_of_a_multi_valued_attribute(scim, engineer):
     assert body["emails"] == [{"type": "work", "primary": True}]
 
 
-def test_id_schemas_and_meta_cannot_be_excluded(scim, engineer):
+def test_id_and_schemas_cannot_be_excluded_and_meta_can(scim, engineer):
+    # RFC 7643 §3.1: id is "returned: always"; meta's sub-attributes are "returned: default".
     uid = engineer.provider_link.scim_id
-    body = scim.get(f"/Users/{uid}", data={"excludedAttributes": "id,schemas,meta"}).json()
-    assert {"id", "schemas", "meta"} <= set(body)
+    r = scim.get(f"/Users/{uid}", data={"excludedAttributes": "id,schemas,meta"})
+    assert {"id", "schemas"} <= set(r.json()) and "meta" not in r.json()
+    assert r["ETag"] == scim.get(f"/Users/{uid}").json()["meta"]["version"]
+    r = scim.get(f"/Users/{uid}", data={"attributes": "userName,meta.version"})
+    assert r.json()["meta"] == {"version": r["ETag"]}
 
 
 def test_filter_on_an_email_type_that_is_not_kept_matches_nobody(scim, five_users):
