@@ -351,6 +351,46 @@ class ValueFilter:
         return _compares(actual, op, expected)
 
 
+    def named_values(self) -> list[str] | None:
+        """The ``value``s the filter names, when that is all it does: ``value eq "a"``,
+        joined by ``or``, in parentheses, each term perhaps with ``type eq "User"`` (true of
+        every group member). None for any other filter."""
+        return _named_values(self._tree)
+
+
+def _named_values(node) -> list[str] | None:
+    if isinstance(node, scim2ast.Filter):
+        return None if node.negated else _named_values(node.expr)
+    if isinstance(node, scim2ast.LogExpr):
+        left, right = _named_values(node.expr1), _named_values(node.expr2)
+        if node.op.lower() == "or":
+            return None if left is None or right is None else left + right
+        if left is not None and _is_user_type(node.expr2):
+            return left
+        if right is not None and _is_user_type(node.expr1):
+            return right
+        return None
+    name, op = node.attr_path.attr_name.lower(), node.value.lower()
+    expected = node.comp_value.value if node.comp_value else None
+    if name == "value" and op == "eq" and isinstance(expected, str):
+        return [str(expected)]
+    return None
+
+
+def _is_user_type(node) -> bool:
+    while isinstance(node, scim2ast.Filter) and not node.negated:
+        node = node.expr
+    if not isinstance(node, scim2ast.AttrExpr):
+        return False
+    expected = node.comp_value.value if node.comp_value else None
+    return (
+        node.attr_path.attr_name.lower() == "type"
+        and node.value.lower() == "eq"
+        and isinstance(expected, str)
+        and expected.lower() == "user"
+    )
+
+
 def _compares(actual, op: str, expected) -> bool:
     if op == "pr":
         return actual not in (None, "")

@@ -15,7 +15,7 @@ from typing import Any
 from provisioning.group_sync import MemberChanges
 from provisioning.models import ScimGroup
 
-from . import errors, patch
+from . import errors, filters, patch
 from .base import parse_uuid
 from .schema import CORE_GROUP
 from .users import coerce_string, parse_value_filter
@@ -224,15 +224,7 @@ def _parse_group_path(path: str) -> tuple[str, list[str] | None]:
         text, _, inner = text[:-1].partition("[")
         if _attribute(text) != "members":
             raise errors.InvalidPath(f"Unsupported path {path!r}.")
-        member_filter = []
-        # An id is a UUID: no quoted value holds " or ", so splitting there is safe.
-        for term in _OR.split(inner):
-            filter_attribute, member = parse_value_filter(term, path)
-            if filter_attribute != "value":
-                raise errors.InvalidFilter(
-                    f"Members can only be selected by value (the user's id), not in {path!r}."
-                )
-            member_filter.append(member)
+        member_filter = _named_members(inner, path)
     attribute = _attribute(text)
     if attribute in ("id", "meta") or attribute.startswith("meta."):
         # RFC 7644 §3.5.2: as for users, a path to a read-only attribute is a mutability error.
@@ -240,6 +232,34 @@ def _parse_group_path(path: str) -> tuple[str, list[str] | None]:
     if attribute not in ("displayname", "externalid", "members"):
         raise errors.InvalidPath(f"Unknown attribute path {path!r}.")
     return attribute, member_filter
+
+
+def _named_members(inner: str, path: str) -> list[str]:
+    """The member ids a path's value filter names. What Okta sends, ``value eq "<id>"``
+    (several joined by ``or``), is read directly; any other spelling RFC 7644 §3.5.2 allows
+    (``value eq"<id>"``, parentheses, ``type eq "User" and value eq …``) through the filter
+    parser. A filter that selects members by anything but their ids is refused."""
+    members = []
+    # An id is a UUID: no quoted value holds " or ", so splitting there is safe.
+    for term in _OR.split(inner):
+        try:
+            attribute, member = parse_value_filter(term, path)
+        except errors.InvalidPath:
+            break
+        if attribute != "value":
+            break
+        members.append(member)
+    else:
+        return members
+    try:
+        named = filters.ValueFilter(inner).named_values()
+    except errors.InvalidFilter as exc:
+        raise errors.InvalidPath(f"{exc.detail} (path {path!r})") from None
+    if named is None:
+        raise errors.InvalidFilter(
+            f"Members can only be selected by value (the user's id), not in {path!r}."
+        )
+    return named
 
 
 # --- rendering ------------------------------------------------------------------------------

@@ -610,6 +610,25 @@ def test_patch_adds_and_removes_read_only_the_memberships_they_name(scim, monkey
     ]
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        'members[value eq"{a}" or value eq"{b}"]',  # RFC 7644 §3.5.2.2 writes no space
+        'members[(value eq "{a}") or (value eq "{b}")]',
+        'members[type eq "User" and (value eq "{a}" or value eq "{b}")]',
+        'members[value eq "{a}" and type eq "user" or value eq "{b}"]',
+        'MEMBERS[VALUE EQ "{a}" OR Value Eq "{b}"]',
+    ],
+)
+def test_a_member_path_may_name_its_ids_in_any_filter_the_rfc_allows(scim, template):
+    alice, bob, carol = make_users(scim, 3)
+    group = make_group(scim, members=[alice, bob, carol])
+    path = template.format(a=alice, b=bob)
+    r = scim.patch(f"/Groups/{group['id']}", patch_body({"op": "remove", "path": path}))
+    assert r.status_code == 200, r.content
+    assert member_ids(group["id"]) == [carol]
+
+
 def test_patch_mixing_a_replace_of_members_with_adds_uses_the_whole_list(scim):
     alice, bob, carol = make_users(scim, 3)
     group = make_group(scim, members=[alice, bob])
@@ -698,7 +717,10 @@ def test_remove_of_an_id_that_is_no_user_id_is_400_and_nothing_applied(scim):
         ({"op": "replace", "path": "description", "value": "x"}, "invalidPath"),
         ({"op": "add", "path": "members.display", "value": "x"}, "invalidPath"),
         ({"op": "remove", "path": 'members[display eq "x"]'}, "invalidFilter"),
-        ({"op": "remove", "path": 'members[value co "x"]'}, "invalidPath"),
+        ({"op": "remove", "path": 'members[value co "x"]'}, "invalidFilter"),
+        ({"op": "remove", "path": 'members[not (value eq "x")]'}, "invalidFilter"),
+        ({"op": "remove", "path": 'members[value eq "x" and display eq "y"]'}, "invalidFilter"),
+        ({"op": "remove", "path": "members[value eq]"}, "invalidPath"),
         ({"op": "replace", "path": 'members[value eq "x"]', "value": []}, "invalidPath"),
         ({"op": "remove"}, "noTarget"),
         ({"op": "remove", "path": "displayName"}, "invalidValue"),
