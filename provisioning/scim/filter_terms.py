@@ -68,6 +68,25 @@ USER_FILTER_ATTRIBUTES = {
     ("manager", None, ENTERPRISE_USER.lower()): _MANAGER_ID,
     ("manager", "value", ENTERPRISE_USER.lower()): _MANAGER_ID,
 }
+# Standard attributes Gatehouse accepts and does not keep (docs/scim.md): no user has a
+# value for them here, so a comparison on one matches nobody (``not`` of it, everybody),
+# as on any attribute a user lacks, instead of refusing a filter that names one (RFC 7644
+# §3.4.2.2's own example: ``emails[…] or ims[type eq "xmpp" and value co "@foo.com"]``).
+_NOT_KEPT = "__not_kept__"
+_NOT_KEPT_MULTI = ("phonenumbers", "ims", "photos", "entitlements", "roles", "x509certificates")
+USER_FILTER_ATTRIBUTES.update(
+    {(name, None, None): _NOT_KEPT for name in ("nickname", "profileurl", "preferredlanguage",
+                                                "locale", "timezone", *_NOT_KEPT_MULTI)}
+    | {(name, sub, None): _NOT_KEPT for name in _NOT_KEPT_MULTI
+       for sub in ("value", "display", "type", "primary")}
+    | {("name", sub, None): _NOT_KEPT
+       for sub in ("formatted", "middlename", "honorificprefix", "honorificsuffix")}
+    | {("emails", "display", None): _NOT_KEPT}
+    | {("addresses", sub, None): _NOT_KEPT
+       for sub in ("streetaddress", "postalcode", "formatted", "display")}
+    | {(name, None, ENTERPRISE_USER.lower()): _NOT_KEPT for name in ("costcenter", "organization")}
+    | {("manager", "displayname", ENTERPRISE_USER.lower()): _NOT_KEPT}
+)  # fmt: skip
 # The core schema URI may prefix any core attribute (RFC 7644 §3.10).
 USER_FILTER_ATTRIBUTES.update(
     {
@@ -145,6 +164,8 @@ OPERATORS = {"eq", "ne", "co", "sw", "ew", "pr", *_ORDERINGS}
 def term(field: str, op: str, value, name: str) -> Q:
     """One comparison, ``<attribute> <op> <value>``, on the column (or pseudo-column) the
     attribute maps to. ``name`` is the attribute as the client wrote it, for errors."""
+    if field == _NOT_KEPT:
+        return NEVER
     if field in (_EMAIL_TYPE, _ADDRESS_TYPE):
         return _kept_type(field, op, value)
     if field in _KEPT_CONSTANTS:

@@ -350,7 +350,6 @@ class ValueFilter:
         expected = node.comp_value.value if node.comp_value else None
         return _compares(actual, op, expected)
 
-
     def named_values(self) -> list[str] | None:
         """The ``value``s the filter names, when that is all it does: ``value eq "a"``,
         joined by ``or``, in parentheses, each term perhaps with ``type eq "User"`` (true of
