@@ -190,7 +190,7 @@ def test_patch_remove_without_path_is_400_no_target(scim, ada):
         "userName eq",
         'userName zz "x"',
         'foo eq "x"',
-        'name.middleName eq "x"',
+        'name.nickName eq "x"',  # no such sub-attribute (middleName is one, not kept)
         "active eq 3",
         'meta.lastModified gt "not a date"',
         "(((",
