@@ -12,7 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from . import later
-from .column_values import InsertStatement
+from .column_values import InsertStatement, Prepared
 from .models import ActorKind, AuditLogEntry, RejectedRequest, SyncChange, SyncLogEntry
 
 
@@ -54,9 +54,27 @@ class _Insert:
     the ORM would (synclog/column_values.py). History rows are never read back here, so nothing is
     returned."""
 
-    def __init__(self, model, attnames: tuple[str, ...]):
+    def __init__(self, model, attnames: tuple[str, ...], *, shared: int = 0):
         fields = [model._meta.get_field(name) for name in attnames]
         self.statement = InsertStatement(model, fields, connection)
+        self.shared = shared
+        self.unnest_sql = None
+        if shared and connection.vendor == "postgresql":
+            # Rows that share their first ``shared`` columns (a change's date, provider,
+            # user, request): those sent once, the rest as one array per column. One
+            # statement whatever the row count, so one prepared statement, and a third of the
+            # parameters for a create's eight sync-log rows (0.1-0.17 ms of a create).
+            quote = connection.ops.quote_name
+            names = [f"v{i}" for i in range(len(fields) - shared)]
+            arrays = [f"%s::{field.db_type(connection)}[]" for field in fields[shared:]]
+            self.unnest_sql = (
+                f"INSERT INTO {quote(model._meta.db_table)} "
+                f"({', '.join(quote(field.column) for field in fields)}) "
+                f"SELECT {', '.join(['%s'] * shared + names)} "
+                f"FROM unnest({', '.join(arrays)}) AS rows({', '.join(names)})"
+            )
+            self.shared_prepared = Prepared(fields[:shared])
+            self.varying_prepared = Prepared(fields[shared:])
 
     def run(self, rows: list[tuple]) -> None:
         if not rows:
@@ -65,11 +83,25 @@ class _Insert:
         statement = self.statement
         later.run(statement.sql(len(rows)), statement.prepared.rows(rows, connection))
 
+    def run_shared(self, shared: tuple, rows: list[tuple]) -> None:
+        """Rows of ``shared`` values followed by each of ``rows``."""
+        if not rows:
+            return
+        if self.unnest_sql is None:
+            self.run([(*shared, *row) for row in rows])
+            return
+        params = self.shared_prepared.values(list(shared), connection)
+        varying = self.varying_prepared.rows(rows, connection)
+        width = len(rows[0])
+        params += [varying[column::width] for column in range(width)]
+        later.run(self.unnest_sql, params)
+
 
 _SYNC_COLUMNS = (
-    "created_at", "provider_id", "provider_label", "user_id", "user_label", "change_type",
-    "attribute", "old_value", "new_value", "request_id",
+    "created_at", "provider_id", "provider_label", "user_id", "user_label", "request_id",
+    "change_type", "attribute", "old_value", "new_value",
 )  # fmt: skip
+_SYNC_SHARED = 6  # the columns every row of one change shares
 _AUDIT_COLUMNS = (
     "created_at", "actor_kind", "actor_label", "action", "target_label", "detail", "request_id",
 )  # fmt: skip
@@ -82,7 +114,7 @@ def _insert(name: str) -> _Insert:
             "sync": (SyncLogEntry, _SYNC_COLUMNS),
             "audit": (AuditLogEntry, _AUDIT_COLUMNS),
         }[name]
-        _inserts[name] = _Insert(model, columns)
+        _inserts[name] = _Insert(model, columns, shared=_SYNC_SHARED if name == "sync" else 0)
     return _inserts[name]
 
 
@@ -133,22 +165,9 @@ def sync_changes(
     if provider_id is None:
         provider_id = actor.provider_id
     provider_label = provider_label or actor.provider_label
-    _insert("sync").run(
-        [
-            (
-                now,
-                provider_id,
-                provider_label,
-                user_id,
-                user_label,
-                str(change),
-                attribute,
-                _text(old),
-                _text(new),
-                actor.request_id,
-            )  # fmt: skip
-            for change, attribute, old, new in changes
-        ]
+    _insert("sync").run_shared(
+        (now, provider_id, provider_label, user_id, user_label, actor.request_id),
+        [(str(change), attr, _text(old), _text(new)) for change, attr, old, new in changes],
     )
 
 
