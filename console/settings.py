@@ -81,7 +81,9 @@ GATEHOUSE_CREDENTIAL_KEY = env.str("GATEHOUSE_CREDENTIAL_KEY", default="") or _g
 if len(GATEHOUSE_CREDENTIAL_KEY) < 32:
     _config_error("GATEHOUSE_CREDENTIAL_KEY", "must be at least 32 characters (a random key)")
 
-GATEHOUSE_BASE_URL = env.str("GATEHOUSE_BASE_URL", default="http://localhost:8000").rstrip("/")
+# Unset, the console's own address: `PORT=9000 make run` prints base URLs on port 9000.
+_PORT = _number("PORT", 8000, minimum=1, maximum=65535)
+GATEHOUSE_BASE_URL = env.str("GATEHOUSE_BASE_URL", default=f"http://localhost:{_PORT}").rstrip("/")
 # Not configured (a first run, a test machine): SCIM answers name the scheme and host each
 # request came to (its Host header, checked against ALLOWED_HOSTS, and X-Forwarded-Proto) in
 # Location, meta.location and $ref, so a client at http://127.0.0.1:8000 is not sent to

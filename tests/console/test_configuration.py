@@ -87,6 +87,8 @@ def _settings(tmp_path, monkeypatch, **env):
         ("GATEHOUSE_CREDENTIAL_KEY", "x"),
         ("GATEHOUSE_BASE_URL", "https://gh.example.com/?q=1"),
         ("GATEHOUSE_BASE_URL", "https://gh.example.com:99999"),
+        ("PORT", "abc"),
+        ("PORT", "70000"),
     ],
 )
 def test_a_bad_value_of_any_knob_is_refused_naming_it(tmp_path, monkeypatch, variable, value):
@@ -109,3 +111,12 @@ def test_good_values_are_read(tmp_path, monkeypatch):
     assert read["GATEHOUSE_GUARD_SHARE"] == 0.5
     assert read["LOGGING"]["root"]["level"] == "WARNING"
     assert read["GATEHOUSE_WEB_WORKERS"] == 3
+
+
+def test_unset_the_base_url_is_the_console_s_own_port(tmp_path, monkeypatch):
+    monkeypatch.delenv("GATEHOUSE_BASE_URL", raising=False)
+    assert _settings(tmp_path, monkeypatch, PORT="9000")["GATEHOUSE_BASE_URL"] == (
+        "http://localhost:9000"
+    )
+    monkeypatch.delenv("PORT")
+    assert _settings(tmp_path, monkeypatch)["GATEHOUSE_BASE_URL"] == "http://localhost:8000"
