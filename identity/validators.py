@@ -1,30 +1,52 @@
 """A username: an email address whose domain is written as it reads.
 
 Django's ``validate_email`` accepts an internationalized domain by converting it to ASCII
-(IDNA) first, and that conversion maps full-width letters to ASCII (``ｌｏｃａｌ.test`` is
-``local.test``), drops invisible characters (a zero-width space, a soft hyphen) and folds
-``ß`` to ``ss``. Uniqueness compares the text as written (``LOWER``), so such a spelling
-would be a second account for the same mailbox as a console administrator's or another
-provider's user. A domain that conversion changes is refused instead, with the spelling it
-stands for; one it keeps (``münchen.de``) is accepted as written.
+first, and that conversion maps full-width letters to ASCII (``ｌｏｃａｌ.test`` is
+``local.test``) and drops invisible characters (a soft hyphen, a combining grapheme
+joiner). Uniqueness compares the text as written (``LOWER``), so such a spelling would be a
+second account for the same mailbox as a console administrator's or another provider's
+user. Domains are read by IDNA 2008 with UTS 46 (the ``idna`` package, non-transitional:
+``straße.de`` is its own domain, as the registries have it): a domain whose mapping
+changes it is refused, naming the spelling it stands for; one written in either of its
+canonical forms, Unicode (``münchen.de``) or ASCII (``xn--mnchen-3ya.de``), is accepted,
+and ``other_spelling`` gives the other form, which a new userName must not take from an
+existing user (provisioning/user_sync.py).
 """
 
 from __future__ import annotations
 
+import idna
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 
+def _forms(domain: str) -> tuple[str, str] | None:
+    """``(Unicode form, ASCII form)`` of an internationalized domain, None for a plain ASCII
+    one; ValidationError when it is none."""
+    if domain.isascii() and "xn--" not in domain.lower():
+        return None
+    try:
+        ascii_form = idna.encode(domain, uts46=True, transitional=False).decode("ascii")
+        return idna.decode(ascii_form), ascii_form
+    except (idna.IDNAError, UnicodeError):
+        raise ValidationError("Enter a valid email address.", code="invalid") from None
+
+
 def validate_username(value: str) -> None:
     validate_email(value)
-    domain = value.rpartition("@")[2]
-    if domain.isascii():
-        return
-    try:
-        canonical = domain.encode("idna").decode("idna")
-    except UnicodeError:
-        raise ValidationError("Enter a valid email address.", code="invalid") from None
-    if canonical.lower() != domain.lower():
+    forms = _forms(value.rpartition("@")[2])
+    if forms is not None and value.rpartition("@")[2].lower() not in forms:
         raise ValidationError(
-            f"its domain reads as {canonical!r}: write it that way.", code="noncanonical"
+            f"its domain reads as {forms[0]!r}: write it that way.", code="noncanonical"
         )
+
+
+def other_spelling(username: str) -> str | None:
+    """``username`` with its domain in its other canonical form (Unicode ↔ ASCII), or None
+    when it has only one. ``username`` must have passed ``validate_username``."""
+    local, _, domain = username.rpartition("@")
+    forms = _forms(domain)
+    if forms is None:
+        return None
+    unicode_form, ascii_form = forms
+    return f"{local}@{ascii_form if domain.lower() == unicode_form else unicode_form}"

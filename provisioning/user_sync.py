@@ -20,7 +20,7 @@ from identity import keys
 from identity import services as identity_services
 from identity.countries import ISO_3166_ALPHA_2
 from identity.models import User, UserStatus
-from identity.validators import validate_username
+from identity.validators import other_spelling, validate_username
 from identity.writes import insert, insert_later, update_columns, update_columns_later
 from synclog import later, record
 from synclog.models import SyncChange
@@ -65,18 +65,42 @@ def _unknown_manager(state: dict) -> ProvisioningError:
     )
 
 
+def _check_other_spelling(username: str, link: ProviderUser | None) -> None:
+    """An internationalized domain has two spellings of one address (münchen.de and
+    xn--mnchen-3ya.de), which the userName index, comparing text, tells apart: a new
+    userName must not be an existing user's other spelling. Plain ASCII domains (nearly all)
+    read nothing here."""
+    other = other_spelling(username)
+    if other is None:
+        return
+    taken = User.objects.filter(username__ci_exact=other)
+    if link is not None:
+        taken = taken.exclude(pk=link.user_id)
+    if taken.exists():
+        raise ProvisioningError(
+            f"A user with userName {other!r} already exists: {username!r} is the same address "
+            "with its domain spelled the other way.",
+            kind="conflict",
+        )
+
+
 def _validated(provider: Provider, state: dict[str, Any], link: ProviderUser | None) -> dict:
     """Check every staged value; return the state with the manager resolved to a user."""
     state = dict(state)
     if not state["username"]:  # a PATCH that removes it, or replaces it with null or ""
         raise ProvisioningError("userName is required: it cannot be removed or emptied.")
+    # A userName kept from before is checked as it was then: a stricter rule must not stop
+    # the PATCH that deprovisions a user named before it.
+    renamed = link is None or state["username"] != link.user.username
     try:
-        validate_username(state["username"])
+        (validate_username if renamed else validate_email)(state["username"])
     except ValidationError as exc:
         reason = f": {exc.messages[0]}" if exc.code == "noncanonical" else "."
         raise ProvisioningError(
             f"userName {state['username']!r} is not a valid email address{reason}"
         ) from None
+    if renamed:
+        _check_other_spelling(state["username"], link)
     if state["email"]:
         try:
             validate_email(state["email"])
