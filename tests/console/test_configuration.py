@@ -70,6 +70,7 @@ def _settings(tmp_path, monkeypatch, **env):
         ("GATEHOUSE_SCIM_RATE_LIMIT", "abc"),  # was a 500 on every SCIM request
         ("GATEHOUSE_SCIM_RATE_LIMIT", "0/m"),
         ("GATEHOUSE_SCIM_RATE_LIMIT", "100/x"),
+        ("GATEHOUSE_SCIM_RATE_LIMIT", "100/M"),
         ("GATEHOUSE_SYNC_LOG_RETENTION_DAYS", "-5"),  # the purge would have emptied the log
         ("GATEHOUSE_SYNC_LOG_RETENTION_DAYS", "0"),
         ("GATEHOUSE_WEB_WORKERS", "abc"),
@@ -78,13 +79,13 @@ def _settings(tmp_path, monkeypatch, **env):
         ("GATEHOUSE_GUARD_SHARE", "nan"),
         ("GATEHOUSE_GUARD_MIN", "1.5"),
         ("GATEHOUSE_DEACTIVATION_SWEEP_SECONDS", "0"),
+        ("GATEHOUSE_DEACTIVATION_SWEEP_SECONDS", "inf"),
         ("DATABASE_CONN_MAX_AGE", "x"),
         ("SECURE_HSTS_SECONDS", "-1"),
         ("DEBUG", "maybe"),
         ("DATABASE_PREPARED_STATEMENTS", "ture"),
         ("LOG_LEVEL", "LOUD"),
         ("CACHE_URL", "foo://"),
-        ("GATEHOUSE_CREDENTIAL_KEY", "x"),
         ("GATEHOUSE_BASE_URL", "https://gh.example.com/?q=1"),
         ("GATEHOUSE_BASE_URL", "https://gh.example.com:99999"),
         ("PORT", "abc"),
@@ -112,6 +113,17 @@ def test_good_values_are_read(tmp_path, monkeypatch):
     assert read["LOGGING"]["root"]["level"] == "WARNING"
     assert read["GATEHOUSE_WEB_WORKERS"] == 3
 
+    # What was accepted before stays accepted: DRF's long periods, django-environ's booleans,
+    # logging's other level names, a sweep under a second; set but empty is false.
+    read = _settings(
+        tmp_path, monkeypatch, GATEHOUSE_SCIM_RATE_LIMIT="1000/minutes", DEBUG="y",
+        LOG_LEVEL="WARN", GATEHOUSE_DEACTIVATION_SWEEP_SECONDS="0.5",
+        DATABASE_PREPARED_STATEMENTS="",
+    )  # fmt: skip
+    assert read["GATEHOUSE_SCIM_RATE_LIMIT"] == "1000/minutes" and read["DEBUG"] is True
+    assert read["GATEHOUSE_DEACTIVATION_SWEEP_SECONDS"] == 0.5
+    assert read["LOGGING"]["root"]["level"] == "WARN"
+
 
 def test_unset_the_base_url_is_the_console_s_own_port(tmp_path, monkeypatch):
     monkeypatch.delenv("GATEHOUSE_BASE_URL", raising=False)
@@ -120,3 +132,14 @@ def test_unset_the_base_url_is_the_console_s_own_port(tmp_path, monkeypatch):
     )
     monkeypatch.delenv("PORT")
     assert _settings(tmp_path, monkeypatch)["GATEHOUSE_BASE_URL"] == "http://localhost:8000"
+
+
+def test_a_short_credential_key_is_a_deploy_warning_not_a_refusal(tmp_path):
+    result = _check(tmp_path, GATEHOUSE_CREDENTIAL_KEY="short")
+    assert result.returncode == 0, result.stderr
+    deploy = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "GATEHOUSE_VAR_DIR": str(tmp_path), "GATEHOUSE_CREDENTIAL_KEY": "x"},
+    )  # fmt: skip
+    assert "gatehouse.W001" in deploy.stderr + deploy.stdout

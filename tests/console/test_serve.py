@@ -137,7 +137,7 @@ def test_a_bad_port_stops_serve_with_one_line(tmp_path):
     )  # fmt: skip
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        "Gatehouse configuration error: PORT must be 1-65535, got 'abc'"
+        "Gatehouse configuration error: PORT must be a whole number, got 'abc'"
     ]
 
 

@@ -47,9 +47,10 @@ def web_server_command(
 
 
 def _port(text: str) -> int:
-    """A TCP port, from ``--port`` or ``PORT``: one line naming the problem, no traceback."""
-    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
-        raise SystemExit(f"Gatehouse configuration error: PORT must be 1-65535, got {text!r}")
+    """``--port``: one line naming the problem, no traceback."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
+        raise SystemExit(f"Gatehouse configuration error: --port must be 1-65535, got {text!r}")
     return int(text)
 
 
@@ -57,7 +58,8 @@ class Command(BaseCommand):
     help = "Migrate, ensure an administrator, and run the web server plus a Celery worker+beat."
 
     def add_arguments(self, parser):
-        parser.add_argument("--port", type=_port, default=_port(os.environ.get("PORT", "8000")))
+        # Unset, settings.PORT: the PORT variable, checked with the other settings.
+        parser.add_argument("--port", type=_port, default=None)
         parser.add_argument("--bind", default=os.environ.get("BIND", "127.0.0.1"))
         parser.add_argument(
             "--web-only",
@@ -66,7 +68,8 @@ class Command(BaseCommand):
             "workers run as their own services)",
         )
 
-    def handle(self, *args, port: int, bind: str, web_only: bool = False, **options):
+    def handle(self, *args, port: int | None, bind: str, web_only: bool = False, **options):
+        port = port or settings.PORT
         if web_only:
             command = web_server_command(bind, port)
             os.execv(command[0], command)  # signals go straight to the server
