@@ -18,7 +18,12 @@ class PipelineAbortedEcho(logging.Filter):
         )
 
 
-_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+# C0 and C1 controls, DEL, and the line and paragraph separators: what a terminal or a log
+# reader may take for a line break or an escape sequence.
+_CONTROLS = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
+}
 
 
 class EscapedAccessLog(logging.Filter):

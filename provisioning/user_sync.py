@@ -280,11 +280,11 @@ def _take_back(provider: Provider, user: User, state: dict, *, actor: Actor) -> 
     # DELETE before releases were made, and are released now, not shown again.
     _release_reports(provider, user, actor=actor)
     # PRODUCT.md "Sync log": the provider's log shows the user added to it, as for a new
-    # person; the attribute and status changes follow as their own rows.
-    record.sync_change(
-        actor=actor, user_id=user.pk, user_label=user.username,
-        change=SyncChange.USER_ADDED, attribute="userName", new=user.username,
-    )  # fmt: skip
+    # person, with the values of its new link (externalId …: no diff logs them); the
+    # person's own attribute and status changes follow as their own rows (_apply).
+    added = [(SyncChange.USER_ADDED, "userName", None, user.username)]
+    added += _added_values(state, LINK_COLUMNS, manager=False)
+    record.sync_changes(actor=actor, user_id=user.pk, user_label=user.username, changes=added)
     record.audit(actor=actor, action="user_added", target_label=user.username)
     return _apply(link, state, actor=actor, adopting=True)
 
@@ -432,18 +432,19 @@ def _insert_new(
     return link
 
 
-def _added_values(state: dict) -> list[tuple]:
+def _added_values(state: dict, fields=None, *, manager: bool = True) -> list[tuple]:
     """A new user's sync-log rows for the values it was pushed with, beside its "user
-    added" row: one per attribute that has one (PRODUCT.md "Sync log": the first value of
-    an attribute is a change too, and the log is where an auditor reads what was pushed)."""
+    added" row: one per attribute of ``fields`` (default: all but userName) that has one
+    (PRODUCT.md "Sync log": the first value of an attribute is a change too, and the log is
+    where an auditor reads what was pushed)."""
     from .scim.users import SCIM_NAMES  # names as the IdP knows them
 
     rows = [
         (SyncChange.USER_ADDED, SCIM_NAMES[field], None, state[field])
-        for field in _ADDED_FIELDS
+        for field in (_ADDED_FIELDS if fields is None else fields)
         if state[field]
     ]
-    if state["manager_user"] is not None:  # PRODUCT.md: manager values carry the user id
+    if manager and state["manager_user"] is not None:  # manager values carry the user id
         rows.append((SyncChange.USER_ADDED, SCIM_NAMES["manager"], None, state["manager_user"].pk))
     return rows
 

@@ -121,16 +121,18 @@ class AlwaysScimJSON(BaseContentNegotiation):
         return None
 
     def select_renderer(self, request, renderers, format_suffix=None):
-        accepted = {
-            part.split(";")[0].strip().lower()
-            for part in request.headers.get("Accept", "").split(",")
-        }
+        accepted = set()
+        for part in request.headers.get("Accept", "").split(","):
+            media_type, *parameters = (piece.strip().lower() for piece in part.split(";"))
+            if not any(_REFUSED.fullmatch(parameter) for parameter in parameters):  # q=0
+                accepted.add(media_type)
         if "application/json" in accepted and accepted.isdisjoint(_SCIM_JSON_RANGES):
             return _PLAIN_JSON, _PLAIN_JSON.media_type
         return renderers[0], renderers[0].media_type
 
 
 _SCIM_JSON_RANGES = {"application/scim+json", "application/*", "*/*"}
+_REFUSED = re.compile(r"q\s*=\s*0(?:\.0{0,3})?")
 _PLAIN_JSON = PlainJSONRenderer()
 
 

@@ -69,20 +69,23 @@ USER_FILTER_ATTRIBUTES = {
     ("manager", "value", ENTERPRISE_USER.lower()): _MANAGER_ID,
 }
 # Standard attributes Gatehouse accepts and does not keep (docs/scim.md): no user has a
-# value for them here, so a comparison on one matches nobody (``not`` of it, everybody),
-# as on any attribute a user lacks, instead of refusing a filter that names one (RFC 7644
-# §3.4.2.2's own example: ``emails[…] or ims[type eq "xmpp" and value co "@foo.com"]``).
-_NOT_KEPT = "__not_kept__"
-_NOT_KEPT_MULTI = ("phonenumbers", "ims", "photos", "entitlements", "roles", "x509certificates")
+# value for them here, and a comparison on one reads as on a kept attribute a user has no
+# value for: a single-valued one as empty text (``ne`` holds, ``pr``, ``eq``, ``co`` … do
+# not, as for a user without a title), a multi-valued one as no value at all (nothing
+# holds, RFC 7644 §3.4.2.2), instead of refusing a filter that names one (the RFC's own
+# example ``emails[…] or ims[type eq "xmpp" and value co "@foo.com"]``).
+_NOT_KEPT = "__not_kept__"  # single-valued
+_NOT_KEPT_MULTI = "__not_kept_multi__"
+_MULTI = ("phonenumbers", "ims", "photos", "entitlements", "roles", "x509certificates")
 USER_FILTER_ATTRIBUTES.update(
     {(name, None, None): _NOT_KEPT for name in ("nickname", "profileurl", "preferredlanguage",
-                                                "locale", "timezone", *_NOT_KEPT_MULTI)}
-    | {(name, sub, None): _NOT_KEPT for name in _NOT_KEPT_MULTI
-       for sub in ("value", "display", "type", "primary")}
+                                                "locale", "timezone")}
+    | {(name, sub, None): _NOT_KEPT_MULTI for name in _MULTI
+       for sub in (None, "value", "display", "type", "primary")}
     | {("name", sub, None): _NOT_KEPT
        for sub in ("formatted", "middlename", "honorificprefix", "honorificsuffix")}
-    | {("emails", "display", None): _NOT_KEPT}
-    | {("addresses", sub, None): _NOT_KEPT
+    | {("emails", "display", None): _NOT_KEPT_MULTI}
+    | {("addresses", sub, None): _NOT_KEPT_MULTI
        for sub in ("streetaddress", "postalcode", "formatted", "display")}
     | {(name, None, ENTERPRISE_USER.lower()): _NOT_KEPT for name in ("costcenter", "organization")}
     | {("manager", "displayname", ENTERPRISE_USER.lower()): _NOT_KEPT}
@@ -164,8 +167,13 @@ OPERATORS = {"eq", "ne", "co", "sw", "ew", "pr", *_ORDERINGS}
 def term(field: str, op: str, value, name: str) -> Q:
     """One comparison, ``<attribute> <op> <value>``, on the column (or pseudo-column) the
     attribute maps to. ``name`` is the attribute as the client wrote it, for errors."""
-    if field == _NOT_KEPT:
+    if field == _NOT_KEPT_MULTI:
         return NEVER
+    if field == _NOT_KEPT:  # as empty text: only "not equal to" a value holds
+        if op in _ORDERINGS and not isinstance(value, str):
+            raise errors.InvalidFilter(f"{name} is text: compare it with a string.")
+        empty = value in ("", None)
+        return ALWAYS if (op == "ne" and not empty) or (op == "eq" and empty) else NEVER
     if field in (_EMAIL_TYPE, _ADDRESS_TYPE):
         return _kept_type(field, op, value)
     if field in _KEPT_CONSTANTS:

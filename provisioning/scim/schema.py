@@ -66,6 +66,7 @@ ENTERPRISE_PATHS = {
     ("division", None): "division",
     ("manager", None): "manager",
     ("manager", "value"): "manager",
+    ("manager", "managerid"): "manager",  # SCIM 1.1's name of it (OneLogin's templates)
 }
 CUSTOM_PATHS = {(ORG_ATTRIBUTE.lower(), None): "org_attribute"}
 

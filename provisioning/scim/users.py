@@ -438,7 +438,7 @@ def _manager_reference(manager: dict) -> Any:
     """The manager's id: its ``value``, else the id its ``$ref`` ends with (RFC 7643 §4.3
     names both; a ``$ref`` alone was dropped, and a PUT cleared the manager), else SCIM 1.1's
     ``managerId`` (the enterprise extension as OneLogin's templates send it)."""
-    if manager.get("value") is None and manager.get("managerid") is not None:
+    if manager.get("value") in (None, "") and manager.get("managerid") not in (None, ""):
         manager = {**manager, "value": manager["managerid"]}
     ref = manager.get("$ref")
     if manager.get("value") is not None or ref is None or ref == "":

@@ -47,7 +47,7 @@ from .users import UserAdapter, etag, state_of
 class DiscoveryView(ScimView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        if request.query_params.get("filter") is not None:
+        if (request.query_params.get("filter") or "").strip():
             # RFC 7644 §4: other parameters are ignored, but a filter SHOULD be a 403, so
             # that no client takes the documents it gets for the ones it asked for.
             raise errors.Forbidden("Discovery endpoints cannot be filtered.")
@@ -497,7 +497,7 @@ class RootQueryView(RootSearchView):
     """``GET`` of the base URL itself: a query against the server root (RFC 7644 §3.4.2.1),
     with its query parameters, answered as ``POST /.search`` answers the same in a body."""
 
-    http_method_names = ["get"]
+    http_method_names = ["get", "head"]
 
     def get(self, request, provider_slug):
         return self.search(request)

@@ -21,6 +21,9 @@ def test_the_access_log_escapes_control_characters_of_path_and_query():
     assert record.getMessage() == (
         '"GET /scim/v2/a/Users\\x0a2026 ERROR forged\\x1b[31m?x=\\x0d\\x0a" 401'
     )
+    record.args = {"method": "GET", "path": "/a\x85b\x9b1m\u2028c", "query_string": "", "status": 1}
+    assert EscapedAccessLog().filter(record)
+    assert record.getMessage() == '"GET /a\\x85b\\x9b1m\\u2028c?" 1'
 
 
 @pytest.mark.django_db

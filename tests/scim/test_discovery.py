@@ -196,3 +196,4 @@ def test_a_filter_on_a_discovery_endpoint_is_403(scim):
         assert r.status_code == 403, (path, r.content)
         assert r.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
         assert scim.get(path, data={"count": "1", "attributes": "id"}).status_code == 200
+        assert scim.get(path, data={"filter": " "}).status_code == 200  # no filter at all

@@ -246,8 +246,13 @@ def test_a_comparison_no_attribute_can_take_is_400(scim, people, filter_text):
         ("ims pr", []),
         ('nickName eq "B"', []),
         ('name.formatted eq "Ada Lovelace1"', []),
-        ('addresses.postalCode ne "1"', []),
+        ('addresses.postalCode ne "1"', []),  # multi-valued: needs a value
         (f'{ENTERPRISE_URN}:costCenter eq "4130"', []),
+        # Single-valued: as empty text, like a kept attribute a user has no value for.
+        ('nickName ne "B"', EVERYONE),
+        ('not (nickName eq "B")', EVERYONE),
+        ("nickName pr", []),
+        ('name.middleName co "x"', []),
         ("not (x509Certificates pr)", EVERYONE),
         # RFC 7644 §3.4.2.2's own example, with a term on emails that holds for two users:
         ('emails[type eq "work" and value co "eng-"] or ims[type eq "xmpp" and value co "@foo"]',

@@ -963,6 +963,7 @@ def test_a_get_of_the_base_url_is_a_query_against_the_server_root(scim):
     assert [x["id"] for x in scim.get("/", data={"count": "1"}).json()["Resources"]] == users[:1]
     assert_error(scim.get("/", data={"filter": "(((("}), 400, "invalidFilter")
     assert_error(scim.post("/", {}), 405, None)
+    assert scim.client.head(scim.base + "/").status_code == 200
 
 
 @pytest.mark.parametrize(

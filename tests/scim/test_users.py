@@ -124,6 +124,8 @@ def test_create_accepts_application_json(scim):
         ("application/json, application/scim+json", "application/scim+json"),
         ("application/json, */*", "application/scim+json"),
         ("text/html", "application/scim+json"),  # never a 406
+        ("application/json;q=0, */*;q=0.1", "application/scim+json"),  # q=0: not acceptable
+        ("application/scim+json;q=0.0, application/json", "application/json"),
         ("", "application/scim+json"),
     ],
 )
@@ -1173,6 +1175,15 @@ def test_a_manager_named_by_scim_1_1_s_manager_id(scim):
     assert r.json()[ENTERPRISE]["manager"]["value"] == boss["id"], r.content
     r = scim.put(f"/Users/{r.json()['id']}", body("urn:scim:schemas:extension:enterprise:1.0"))
     assert r.json()[ENTERPRISE]["manager"]["value"] == boss["id"], r.content
+    uid = r.json()["id"]
+    for operation in (
+        {"op": "replace", "path": f"{ENTERPRISE}:manager.managerId", "value": boss["id"]},
+        {"op": "replace", "path": f"{ENTERPRISE}:manager",
+         "value": {"value": "", "managerId": boss["id"]}},
+    ):  # fmt: skip
+        scim.patch(f"/Users/{uid}", patch_ops({"op": "remove", "path": f"{ENTERPRISE}:manager"}))
+        r = scim.patch(f"/Users/{uid}", patch_ops(operation))
+        assert r.json()[ENTERPRISE]["manager"]["value"] == boss["id"], (operation, r.content)
 
 
 def test_a_remove_naming_an_email_as_text_removes_only_that_one(scim):
@@ -1218,6 +1229,12 @@ def test_a_user_taken_back_logs_what_changed_not_its_new_link(scim):
     # The same externalId pushed again is no change ("'' → 'ext-1'" before); the title is.
     rows = SyncLogEntry.objects.filter(id__gt=mark, change_type="attribute_updated")
     assert list(rows.values_list("attribute", "old_value", "new_value")) == [("title", "", "CTO")]
+    # Added to the provider again with its new link's values, as a create logs them.
+    rows = SyncLogEntry.objects.filter(id__gt=mark, change_type="user_added").order_by("id")
+    assert list(rows.values_list("attribute", "old_value", "new_value")) == [
+        ("userName", "", "user1@example.com"),
+        ("externalId", "", "ext-1"),
+    ]
 
 
 def test_a_user_taken_back_with_another_user_s_external_id_is_409(scim):

@@ -59,6 +59,10 @@ def _delay(text: str):
         raise CommandError(f"--deactivation-delay: {exc}") from None
 
 
+def _sqlstate(exc: Exception) -> str | None:
+    return getattr(exc.__cause__, "sqlstate", None)
+
+
 class Command(BaseCommand):
     help = (
         "Create, list, change, regenerate credentials of, and delete SCIM provisioning providers."
@@ -140,7 +144,10 @@ class Command(BaseCommand):
         except ProviderError as exc:
             raise CommandError(str(exc)) from None
         except (OperationalError, ProgrammingError) as exc:
-            # Unreachable, or not migrated: one line for the operator, not a traceback.
+            # Unreachable, or not migrated (PostgreSQL: undefined table): one line for the
+            # operator, not a traceback. Any other programming error is a defect: raised.
+            if isinstance(exc, ProgrammingError) and _sqlstate(exc) != "42P01":
+                raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CommandError(
                 f"The database cannot be used ({first}). Check DATABASE_URL, and run "
