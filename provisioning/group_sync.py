@@ -213,6 +213,21 @@ def create_group(
             attribute="displayName",
             new_value=group.display_name,
         ),
+        *(
+            # Its externalId too: a later change's old value appears in the log first.
+            [
+                _group_row(
+                    group.display_name,
+                    SyncChange.GROUP_ADDED,
+                    actor=actor,
+                    now=now,
+                    attribute="externalId",
+                    new_value=group.external_id,
+                )
+            ]
+            if group.external_id
+            else []
+        ),  # fmt: skip
         *_membership_rows(group.display_name, members, added=True, actor=actor, now=now),
     ]
     SyncLogEntry.objects.bulk_create(rows)

@@ -279,11 +279,10 @@ def _take_back(provider: Provider, user: User, state: dict, *, actor: Actor) -> 
     # Reports a DELETE released no longer name it; any still naming it were left by a
     # DELETE before releases were made, and are released now, not shown again.
     _release_reports(provider, user, actor=actor)
-    # PRODUCT.md "Sync log": the provider's log shows the user added to it, as for a new
-    # person, with the values of its new link (externalId …: no diff logs them); the
-    # person's own attribute and status changes follow as their own rows (_apply).
-    added = [(SyncChange.USER_ADDED, "userName", None, user.username)]
-    added += _added_values(state, LINK_COLUMNS, manager=False)
+    # PRODUCT.md "Sync log": the provider's log shows the user added to it as a create
+    # does, with every value pushed; _apply adds what the push cleared of the kept person
+    # (old value → nothing), and the status changes.
+    added = [(SyncChange.USER_ADDED, "userName", None, user.username), *_added_values(state)]
     record.sync_changes(actor=actor, user_id=user.pk, user_label=user.username, changes=added)
     record.audit(actor=actor, action="user_added", target_label=user.username)
     return _apply(link, state, actor=actor, adopting=True)
@@ -432,19 +431,18 @@ def _insert_new(
     return link
 
 
-def _added_values(state: dict, fields=None, *, manager: bool = True) -> list[tuple]:
+def _added_values(state: dict) -> list[tuple]:
     """A new user's sync-log rows for the values it was pushed with, beside its "user
-    added" row: one per attribute of ``fields`` (default: all but userName) that has one
-    (PRODUCT.md "Sync log": the first value of an attribute is a change too, and the log is
-    where an auditor reads what was pushed)."""
+    added" row: one per attribute that has one (PRODUCT.md "Sync log": the first value of
+    an attribute is a change too, and the log is where an auditor reads what was pushed)."""
     from .scim.users import SCIM_NAMES  # names as the IdP knows them
 
     rows = [
         (SyncChange.USER_ADDED, SCIM_NAMES[field], None, state[field])
-        for field in (_ADDED_FIELDS if fields is None else fields)
+        for field in _ADDED_FIELDS
         if state[field]
     ]
-    if manager and state["manager_user"] is not None:  # manager values carry the user id
+    if state["manager_user"] is not None:  # PRODUCT.md: manager values carry the user id
         rows.append((SyncChange.USER_ADDED, SCIM_NAMES["manager"], None, state["manager_user"].pk))
     return rows
 
@@ -525,6 +523,8 @@ def _apply(link: ProviderUser, state: dict, *, actor: Actor, adopting: bool = Fa
             changes=[
                 (SyncChange.ATTRIBUTE_UPDATED, SCIM_NAMES[field], old, new)
                 for field, old, new in changed
+                # A user taken back logged each value pushed as "user added" already.
+                if not (adopting and new not in (None, ""))
             ],
         )
         record.audit(

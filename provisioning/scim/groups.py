@@ -42,6 +42,8 @@ def member_ids(value: Any, name: str = "members") -> list[str]:
         raise errors.InvalidValue(f"{name} must be a list of objects with a value.")
     ids = []
     for item in value:
+        if isinstance(item, dict):  # sub-attribute names are case-insensitive: {"Value": …}
+            item = {key.lower() if isinstance(key, str) else key: v for key, v in item.items()}
         if not isinstance(item, dict) or not isinstance(item.get("value"), str):
             raise errors.InvalidValue(f"Each of {name} needs a string value (the user's id).")
         ids.append(canonical_id(item["value"].strip()))

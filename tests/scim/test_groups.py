@@ -137,7 +137,8 @@ def test_create_group_with_members_returns_whole_body_location_etag_and_logs(sci
             "schemas": [GROUP],
             "displayName": "Engineering",
             "externalId": "okta-grp-1",
-            "members": [{"value": alice, "display": "x"}, {"value": bob}],
+            # Sub-attribute names in any case, as every SCIM name (PingOne, Entra).
+            "members": [{"value": alice, "display": "x"}, {"Value": bob}],
         },
     )
     assert r.status_code == 201, r.content
@@ -148,6 +149,7 @@ def test_create_group_with_members_returns_whole_body_location_etag_and_logs(sci
     assert r["ETag"] == 'W/"1"'
     assert rows_after(mark) == [
         ("group_added", "Engineering", "displayName", "", "Engineering"),
+        ("group_added", "Engineering", "externalId", "", "okta-grp-1"),
         ("group_membership_changed", username(alice), "groups", "", "Engineering"),
         ("group_membership_changed", username(bob), "groups", "", "Engineering"),
     ]

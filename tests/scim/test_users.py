@@ -1219,21 +1219,27 @@ def test_a_manager_taken_back_releases_reports_an_older_delete_left_naming_it(sc
     assert User.objects.get(username="user2@example.com").manager_id is None
 
 
-def test_a_user_taken_back_logs_what_changed_not_its_new_link(scim):
-    created_user = scim.post("/Users", new_user(1)).json()
+def test_a_user_taken_back_logs_as_a_create_and_what_the_push_cleared(scim):
+    created_user = scim.post("/Users", new_user(1, title="CTO", userType="Staff")).json()
     assert scim.delete(f"/Users/{created_user['id']}").status_code == 204
     mark = SyncLogEntry.objects.order_by("-id").values_list("id", flat=True).first()
-    again = scim.post("/Users", new_user(1, title="CTO"))
+    again = scim.post("/Users", new_user(1, title="CEO"))  # no userType now
     assert again.status_code == 201, again.content
     assert again.json()["externalId"] == "ext-1"
-    # The same externalId pushed again is no change ("'' → 'ext-1'" before); the title is.
-    rows = SyncLogEntry.objects.filter(id__gt=mark, change_type="attribute_updated")
-    assert list(rows.values_list("attribute", "old_value", "new_value")) == [("title", "", "CTO")]
-    # Added to the provider again with its new link's values, as a create logs them.
+    # Added to the provider again: every value pushed, as a create logs them ...
     rows = SyncLogEntry.objects.filter(id__gt=mark, change_type="user_added").order_by("id")
     assert list(rows.values_list("attribute", "old_value", "new_value")) == [
         ("userName", "", "user1@example.com"),
+        ("name.givenName", "", "Ada"),
+        ("name.familyName", "", "Lovelace1"),
+        ("title", "", "CEO"),
+        ("emails.value", "", "user1@example.com"),
         ("externalId", "", "ext-1"),
+    ]
+    # ... and what the push cleared of the person kept since the DELETE.
+    rows = SyncLogEntry.objects.filter(id__gt=mark, change_type="attribute_updated")
+    assert list(rows.values_list("attribute", "old_value", "new_value")) == [
+        ("userType", "Staff", "")
     ]
 
 
