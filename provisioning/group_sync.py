@@ -227,7 +227,7 @@ def create_group(
             ]
             if group.external_id
             else []
-        ),  # fmt: skip
+        ),
         *_membership_rows(group.display_name, members, added=True, actor=actor, now=now),
     ]
     SyncLogEntry.objects.bulk_create(rows)
