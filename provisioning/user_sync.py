@@ -65,6 +65,14 @@ def _unknown_manager(state: dict) -> ProvisioningError:
     )
 
 
+def _exists_as_before(username: str) -> bool:
+    try:
+        validate_email(username)
+    except ValidationError:
+        return False
+    return User.objects.filter(username__ci_exact=username).exists()
+
+
 def _check_other_spelling(username: str, link: ProviderUser | None) -> None:
     """An internationalized domain has two spellings of one address (münchen.de and
     xn--mnchen-3ya.de), which the userName index, comparing text, tells apart: a new
@@ -95,10 +103,14 @@ def _validated(provider: Provider, state: dict[str, Any], link: ProviderUser | N
     try:
         (validate_username if renamed else validate_email)(state["username"])
     except ValidationError as exc:
-        reason = f": {exc.messages[0]}" if exc.code == "noncanonical" else "."
-        raise ProvisioningError(
-            f"userName {state['username']!r} is not a valid email address{reason}"
-        ) from None
+        # A create naming a user that exists (named before the rule, and DELETEd: taken
+        # back if it was this provider's) is judged by the collision checks, not refused.
+        if not (link is None and _exists_as_before(state["username"])):
+            reason = f": {exc.messages[0]}" if exc.code == "noncanonical" else "."
+            raise ProvisioningError(
+                f"userName {state['username']!r} is not a valid email address{reason}"
+            ) from None
+        renamed = False
     if renamed:
         _check_other_spelling(state["username"], link)
     if state["email"]:
