@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.checks import Tags, Warning, register
 
 
-@register(Tags.security, deploy=True)
+@register(Tags.security)  # every start, not only check --deploy
 def credential_key_is_long(app_configs, **kwargs):
     """A short GATEHOUSE_CREDENTIAL_KEY weakens every provider's secret digest. A warning,
     not a refusal to start: changing the key invalidates every provider's secret."""

@@ -18,12 +18,17 @@ class PipelineAbortedEcho(logging.Filter):
         )
 
 
-# C0 and C1 controls, DEL, and the line and paragraph separators: what a terminal or a log
-# reader may take for a line break or an escape sequence.
+# C0 and C1 controls, DEL, the line and paragraph separators and the bidirectional
+# overrides: what a terminal or a log reader may take for a line break, an escape sequence
+# or text in another order.
 _CONTROLS = {
     code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-    for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
-}
+    for code in (
+        *range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029,
+        *range(0x202A, 0x202F), *range(0x2066, 0x206A),  # bidirectional overrides
+    )
+}  # fmt: skip
+_CONTROLS[ord("\\")] = "\\\\"  # a backslash doubled: "\\x0a" in a path is not an escape
 
 
 class EscapedAccessLog(logging.Filter):

@@ -83,9 +83,9 @@ DEBUG = _bool("DEBUG", False)
 SECRET_KEY = env.str("SECRET_KEY", default="") or _generated_secret("secret_key")
 # Keys the HMAC-SHA-256 digests of SCIM credentials. Separate from SECRET_KEY so rotating the
 # session key does not invalidate every identity provider's secret.
-GATEHOUSE_CREDENTIAL_KEY = env.str("GATEHOUSE_CREDENTIAL_KEY", default="") or _generated_secret(
-    "credential_key"
-)
+GATEHOUSE_CREDENTIAL_KEY = env.str(
+    "GATEHOUSE_CREDENTIAL_KEY", default=""
+).strip() or _generated_secret("credential_key")
 
 # Unset, the console's own address: `PORT=9000 make run` prints base URLs on port 9000.
 PORT = _number("PORT", 8000, minimum=1, maximum=65535)  # where serve listens (--port)
@@ -250,7 +250,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # identity/tasks.py: the deprovisioning schedule lives in the database; beat sweeps it.
 GATEHOUSE_DEACTIVATION_SWEEP_SECONDS = _number(
-    "GATEHOUSE_DEACTIVATION_SWEEP_SECONDS", 60.0, float, above=0
+    "GATEHOUSE_DEACTIVATION_SWEEP_SECONDS", 60.0, float, minimum=0.1
 )
 GATEHOUSE_DEACTIVATION_BATCH_SIZE = _number("GATEHOUSE_DEACTIVATION_BATCH_SIZE", 500, minimum=1)
 CELERY_BEAT_SCHEDULE: dict = {
@@ -258,8 +258,9 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "identity.tasks.run_due_deactivations",
         "schedule": GATEHOUSE_DEACTIVATION_SWEEP_SECONDS,
         # A stale tick is useless (the next one sweeps everything due): don't let them pile up
-        # in the broker while no worker runs.
-        "options": {"expires": GATEHOUSE_DEACTIVATION_SWEEP_SECONDS},
+        # in the broker while no worker runs. Not under 30 s, though: a tick that expires
+        # before a busy worker takes it is a sweep that never runs.
+        "options": {"expires": max(GATEHOUSE_DEACTIVATION_SWEEP_SECONDS, 30)},
     },
     # synclog/tasks.py: PRODUCT.md "Sync log" retention, purged daily.
     "purge-expired-sync-log": {

@@ -66,7 +66,9 @@ class _Insert:
             # parameters for a create's eight sync-log rows (0.1-0.17 ms of a create).
             quote = connection.ops.quote_name
             names = [f"v{i}" for i in range(len(fields) - shared)]
-            arrays = [f"%s::{field.db_type(connection)}[]" for field in fields[shared:]]
+            # text[], not the columns' varchar(n)[]: a cast cuts an over-long value short,
+            # where the assignment to the column refuses it, as a VALUES row would.
+            arrays = ["%s::text[]"] * (len(fields) - shared)
             self.unnest_sql = (
                 f"INSERT INTO {quote(model._meta.db_table)} "
                 f"({', '.join(quote(field.column) for field in fields)}) "

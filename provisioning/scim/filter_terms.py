@@ -169,11 +169,10 @@ def term(field: str, op: str, value, name: str) -> Q:
     attribute maps to. ``name`` is the attribute as the client wrote it, for errors."""
     if field == _NOT_KEPT_MULTI:
         return NEVER
-    if field == _NOT_KEPT:  # as empty text: only "not equal to" a value holds
+    if field == _NOT_KEPT:  # as a kept text column holding "" (no value): _text_query
         if op in _ORDERINGS and not isinstance(value, str):
             raise errors.InvalidFilter(f"{name} is text: compare it with a string.")
-        empty = value in ("", None)
-        return ALWAYS if (op == "ne" and not empty) or (op == "eq" and empty) else NEVER
+        return ALWAYS if _empty_text_holds(op, value) else NEVER
     if field in (_EMAIL_TYPE, _ADDRESS_TYPE):
         return _kept_type(field, op, value)
     if field in _KEPT_CONSTANTS:
@@ -259,6 +258,21 @@ def _kept_constant(field: str, op: str, value, name: str) -> Q:
             raise errors.InvalidFilter(f"{name} can only be compared with a string.")
         holds = _holds(kept, op, value)
     return present if holds else NEVER
+
+
+def _empty_text_holds(op: str, value) -> bool:
+    """Whether ``"" <op> value`` holds as ``_text_query`` compares a text column that holds
+    "": ``eq null`` is "is null" (a text column never is), ``eq``/``ne`` strip the value,
+    case is ignored."""
+    if value is None:
+        return op == "ne"
+    text = str(value).lower()
+    if op in ("eq", "ne"):
+        return (text.strip() == "") == (op == "eq")
+    return {
+        "co": text == "", "sw": text == "", "ew": text == "",
+        "gt": False, "ge": text == "", "lt": text != "", "le": True,
+    }[op]  # fmt: skip
 
 
 def _text_query(field: str, op: str, value) -> Q:

@@ -438,11 +438,14 @@ def _manager_reference(manager: dict) -> Any:
     """The manager's id: its ``value``, else the id its ``$ref`` ends with (RFC 7643 §4.3
     names both; a ``$ref`` alone was dropped, and a PUT cleared the manager), else SCIM 1.1's
     ``managerId`` (the enterprise extension as OneLogin's templates send it)."""
-    if manager.get("value") in (None, "") and manager.get("managerid") not in (None, ""):
-        manager = {**manager, "value": manager["managerid"]}
+    value = manager.get("value")
+    if value not in (None, ""):
+        return value
+    if manager.get("managerid") not in (None, ""):
+        return manager["managerid"]
     ref = manager.get("$ref")
-    if manager.get("value") is not None or ref is None or ref == "":
-        return manager.get("value")
+    if ref is None or ref == "":
+        return value  # None or "": no manager
     match = _USER_REF.search(ref) if isinstance(ref, str) else None
     if match is None:
         raise errors.InvalidValue(f"manager.$ref {ref!r} names no user (…/Users/<id>).")

@@ -24,6 +24,9 @@ def test_the_access_log_escapes_control_characters_of_path_and_query():
     record.args = {"method": "GET", "path": "/a\x85b\x9b1m\u2028c", "query_string": "", "status": 1}
     assert EscapedAccessLog().filter(record)
     assert record.getMessage() == '"GET /a\\x85b\\x9b1m\\u2028c?" 1'
+    record.args = {"method": "GET", "path": "/a\\x0a\u202e", "query_string": "", "status": 1}
+    assert EscapedAccessLog().filter(record)
+    assert record.getMessage() == '"GET /a\\\\x0a\\u202e?" 1'  # a literal \x0a stays one
 
 
 @pytest.mark.django_db

@@ -253,6 +253,12 @@ def test_a_comparison_no_attribute_can_take_is_400(scim, people, filter_text):
         ('not (nickName eq "B")', EVERYONE),
         ("nickName pr", []),
         ('name.middleName co "x"', []),
+        ("nickName eq null", []),
+        ("nickName ne null", EVERYONE),
+        ('nickName eq " "', EVERYONE),
+        ('nickName lt "a"', EVERYONE),
+        ('nickName ge ""', EVERYONE),
+        ('nickName gt ""', []),
         ("not (x509Certificates pr)", EVERYONE),
         # RFC 7644 §3.4.2.2's own example, with a term on emails that holds for two users:
         ('emails[type eq "work" and value co "eng-"] or ims[type eq "xmpp" and value co "@foo"]',

@@ -1145,6 +1145,11 @@ def test_a_manager_named_by_its_ref_alone(scim, other_scim):
     ref = boss["meta"]["location"]
     r = scim.post("/Users", new_user(2, **{ENTERPRISE: {"manager": {"$ref": ref}}}))
     assert r.json()[ENTERPRISE]["manager"]["value"] == boss["id"]
+    body = new_user(2, **{ENTERPRISE: {"manager": {"value": "", "$ref": ref}}})  # "" is none
+    assert scim.put(f"/Users/{r.json()['id']}", body).json()[ENTERPRISE]["manager"] == {
+        "value": boss["id"],
+        "$ref": ref,
+    }
     foreign = other_scim.post("/Users", new_user(3)).json()["meta"]["location"]
     before = snapshot()
     for bad in (foreign, ref.replace("/Users/", "/Groups/"), 5):
