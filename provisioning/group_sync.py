@@ -204,32 +204,15 @@ def create_group(
     )
     _saved_unless_taken(group)
     _add_memberships(group, members, now)
+    # Its displayName and externalId: a later change's old value appears in the log first.
+    pushed = (("displayName", group.display_name), ("externalId", group.external_id))
     rows = [
-        _group_row(
-            group.display_name,
-            SyncChange.GROUP_ADDED,
-            actor=actor,
-            now=now,
-            attribute="displayName",
-            new_value=group.display_name,
-        ),
-        *(
-            # Its externalId too: a later change's old value appears in the log first.
-            [
-                _group_row(
-                    group.display_name,
-                    SyncChange.GROUP_ADDED,
-                    actor=actor,
-                    now=now,
-                    attribute="externalId",
-                    new_value=group.external_id,
-                )
-            ]
-            if group.external_id
-            else []
-        ),
-        *_membership_rows(group.display_name, members, added=True, actor=actor, now=now),
-    ]
+        _group_row(group.display_name, SyncChange.GROUP_ADDED, actor=actor, now=now,
+                   attribute=attribute, new_value=value)
+        for attribute, value in pushed
+        if value
+    ]  # fmt: skip
+    rows += _membership_rows(group.display_name, members, added=True, actor=actor, now=now)
     SyncLogEntry.objects.bulk_create(rows)
     record.audit(
         actor=actor, action="group_added", target_label=group.display_name, members=len(members)
