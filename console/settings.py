@@ -329,15 +329,9 @@ GATEHOUSE_MAX_DEACTIVATION_DELAY = timedelta(days=90)
 GATEHOUSE_SYNC_LOG_RETENTION_DAYS = _number("GATEHOUSE_SYNC_LOG_RETENTION_DAYS", 90, minimum=1)
 # Mass-deprovisioning guard: deactivations for a provider are held once it deprovisions more
 # than max(SHARE x its users, MIN) users within an hour (docs/deprovisioning.md).
-GATEHOUSE_GUARD_SHARE = _number("GATEHOUSE_GUARD_SHARE", 0.10, float)
-GATEHOUSE_GUARD_MIN = _number("GATEHOUSE_GUARD_MIN", 500)
+GATEHOUSE_GUARD_SHARE = _number("GATEHOUSE_GUARD_SHARE", 0.10, float, above=0, maximum=1)
+GATEHOUSE_GUARD_MIN = _number("GATEHOUSE_GUARD_MIN", 500, minimum=0)
 GATEHOUSE_GUARD_WINDOW = timedelta(hours=1)
-if not 0 < GATEHOUSE_GUARD_SHARE <= 1:
-    _config_error(
-        "GATEHOUSE_GUARD_SHARE", f"must be a share in (0, 1], got {GATEHOUSE_GUARD_SHARE}"
-    )
-if GATEHOUSE_GUARD_MIN < 0:
-    _config_error("GATEHOUSE_GUARD_MIN", f"must be 0 or more, got {GATEHOUSE_GUARD_MIN}")
 
 if "pytest" in sys.modules:  # fast password hashing for the test suite only
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

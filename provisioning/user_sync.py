@@ -585,12 +585,10 @@ def _release_reports(provider: Provider, manager: User, *, actor: Actor) -> None
     User.objects.filter(manager=manager, provider_link__provider=provider).update(
         manager=None, updated_at=timezone.now()
     )
-    for pk, username in reports:
-        record.sync_change(
-            actor=actor, user_id=pk, user_label=username,
-            change=SyncChange.ATTRIBUTE_UPDATED, attribute=SCIM_NAMES["manager"],
-            old=manager.pk,
-        )  # fmt: skip
+    record.sync_change_of_users(
+        actor=actor, users=reports, change=SyncChange.ATTRIBUTE_UPDATED,
+        attribute=SCIM_NAMES["manager"], old=manager.pk,
+    )  # fmt: skip
 
 
 @transaction.atomic(savepoint=False)
@@ -614,11 +612,10 @@ def remove_user(link: ProviderUser, *, actor: Actor) -> None:
     # must not silently be a member again.
     memberships = GroupMembership.objects.filter(user=user, group__provider=link.provider)
     found = list(memberships.values_list("group_id", "group__display_name").order_by("id"))
-    for _, group_name in found:
-        record.sync_change(
-            actor=actor, user_id=user.pk, user_label=user.username,
-            change=SyncChange.GROUP_MEMBERSHIP_CHANGED, attribute="groups", old=group_name,
-        )  # fmt: skip
+    record.sync_changes(
+        actor=actor, user_id=user.pk, user_label=user.username,
+        changes=[(SyncChange.GROUP_MEMBERSHIP_CHANGED, "groups", name, None) for _, name in found],
+    )  # fmt: skip
     if found:
         # The groups changed: bump their versions so a cached ETag (If-None-Match) goes
         # stale. Locked first in id order: two removals of users sharing groups updated

@@ -57,7 +57,6 @@ class _Insert:
     def __init__(self, model, attnames: tuple[str, ...], *, shared: int = 0):
         fields = [model._meta.get_field(name) for name in attnames]
         self.statement = InsertStatement(model, fields, connection)
-        self.shared = shared
         self.unnest_sql = None
         if shared and connection.vendor == "postgresql":
             # Rows that share their first ``shared`` columns (a change's date, provider,
@@ -171,6 +170,17 @@ def sync_changes(
         (now, provider_id, provider_label, user_id, user_label, actor.request_id),
         [(str(change), attr, _text(old), _text(new)) for change, attr, old, new in changes],
     )
+
+
+def sync_change_of_users(
+    *, actor: Actor, users, change: SyncChange, attribute: str = "", old=None, new=None
+) -> None:
+    """The same change to each of ``users`` (``(user id, user label)`` pairs): a row each, in
+    one INSERT. The provider is the actor's."""
+    now = timezone.now()
+    shared = (now, actor.provider_id, actor.provider_label)
+    change_of = (actor.request_id, str(change), attribute, _text(old), _text(new))
+    _insert("sync").run([(*shared, pk, label, *change_of) for pk, label in users])
 
 
 def audit(*, actor: Actor, action: str, target_label: str = "", **detail) -> None:

@@ -355,7 +355,8 @@ def list_response(resources: list[dict], total: int, start: int) -> dict:
     }
 
 
-def _names(param: str | None) -> list[str]:
+def attribute_names(param: str | None) -> list[str]:
+    """The names an ``attributes`` or ``excludedAttributes`` parameter lists."""
     names = [p.strip() for p in (param or "").split(",") if p.strip()]
     # RFC 7644 §3.10: a core attribute may be named with its schema URI prefix.
     return [_without_core_prefix(name) for name in names]
@@ -380,8 +381,8 @@ def project(resource: dict, request, always=("id", "schemas")) -> dict:
     (``urn:…:User:department``). ``id`` is always returned; ``meta`` is "returned: default"
     (RFC 7643 §3.1), like any other: left out by ``attributes`` that do not name it and by
     ``excludedAttributes=meta`` (the ETag header still carries the version)."""
-    include = _names(request.query_params.get("attributes"))
-    exclude = _names(request.query_params.get("excludedAttributes"))
+    include = attribute_names(request.query_params.get("attributes"))
+    exclude = attribute_names(request.query_params.get("excludedAttributes"))
     if not include and not exclude:
         return resource
 

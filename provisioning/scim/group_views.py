@@ -21,6 +21,7 @@ from provisioning.selectors import group_members_sql, provider_groups
 from . import errors, filter_terms
 from .base import (
     ScimView,
+    attribute_names,
     check_if_match,
     list_response,
     not_modified,
@@ -43,16 +44,8 @@ def _members_excluded(request) -> bool:
     core schema's URN (RFC 7644 §3.10), which alone names every core attribute."""
 
     def names(parameter: str) -> set[str]:
-        found = set()
-        for name in (request.query_params.get(parameter) or "").split(","):
-            name = name.strip().lower()
-            if name == _CORE_GROUP:
-                name = "members"
-            elif name.startswith(_CORE_GROUP + ":"):
-                name = name[len(_CORE_GROUP) + 1 :]
-            if name:
-                found.add(name)
-        return found
+        listed = attribute_names(request.query_params.get(parameter))
+        return {"members" if name.lower() == _CORE_GROUP else name.lower() for name in listed}
 
     excluded = names("excludedAttributes")
     included = {name.split(".")[0] for name in names("attributes")}

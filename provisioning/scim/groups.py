@@ -16,7 +16,7 @@ from provisioning.group_sync import MemberChanges
 from provisioning.models import ScimGroup
 
 from . import errors, filters, patch
-from .base import parse_uuid
+from .base import fold_keys, parse_uuid
 from .schema import CORE_GROUP
 from .users import coerce_string, parse_value_filter
 
@@ -43,7 +43,7 @@ def member_ids(value: Any, name: str = "members") -> list[str]:
     ids = []
     for item in value:
         if isinstance(item, dict):  # sub-attribute names are case-insensitive: {"Value": …}
-            item = {key.lower() if isinstance(key, str) else key: v for key, v in item.items()}
+            item = fold_keys(item)
         if not isinstance(item, dict) or not isinstance(item.get("value"), str):
             raise errors.InvalidValue(f"Each of {name} needs a string value (the user's id).")
         ids.append(canonical_id(item["value"].strip()))
